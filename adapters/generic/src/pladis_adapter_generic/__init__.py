@@ -1,0 +1,5 @@
+"""PLADIS fallback adapter, registered as the ``generic`` backbone."""
+
+from .adapter import SPEC
+
+__all__ = ["SPEC"]

@@ -1,0 +1,56 @@
+"""The SD1.5 adapter: Stable Diffusion 1.x/2.x UNet pipelines (CLIP text encoder, no added embeddings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pladis_registry import UNET_LAYER_GROUPS, AdapterSpec, Preset, hookimpl
+
+from .tiny import tiny_pipeline
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
+                  pag: bool = False, **kwargs: Any) -> Any:
+    """Load an SD1.5 pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
+    import diffusers
+    from pladis_registry.kit.loading import load_pretrained
+
+    cls = diffusers.StableDiffusionPAGPipeline if pag else diffusers.StableDiffusionPipeline
+    kwargs.setdefault("safety_checker", None)
+    kwargs.setdefault("requires_safety_checker", False)
+    return load_pretrained(cls, model or DEFAULT_MODEL, variant=variant, torch_dtype=torch_dtype, **kwargs)
+
+
+SPEC = AdapterSpec(
+    name="sd15",
+    description="Stable Diffusion 1.x/2.x (UNet2DConditionModel, CLIP text encoder)",
+    pipeline_classes=(
+        "StableDiffusionPipeline",
+        "StableDiffusionImg2ImgPipeline",
+        "StableDiffusionInpaintPipeline",
+        "StableDiffusionPAGPipeline",
+        "StableDiffusionControlNetPipeline",
+    ),
+    denoiser_classes=("UNet2DConditionModel",),
+    denoiser_config={"addition_embed_type": None},
+    layer_groups=UNET_LAYER_GROUPS,
+    attention_style="sd",
+    presets={
+        "default": Preset("default", "DDIMScheduler", num_inference_steps=50, guidance_scale=7.5,
+                          description="DDIM, 50 steps, CFG 7.5"),
+        "fast": Preset("fast", "DPMSolverMultistepScheduler", num_inference_steps=20, guidance_scale=7.5,
+                       description="DPM-Solver++, 20 steps, CFG 7.5"),
+    },
+    default_preset="default",
+    priority=10,
+    tiny=tiny_pipeline,
+    load=load_pipeline,
+    extra={"default_model": DEFAULT_MODEL},
+)
+
+
+@hookimpl
+def pladis_register_adapters(register):
+    register(SPEC)

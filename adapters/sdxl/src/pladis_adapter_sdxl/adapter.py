@@ -1,0 +1,56 @@
+"""The SDXL adapter: Stable Diffusion XL base (two CLIP text encoders, added time ids)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pladis_registry import UNET_LAYER_GROUPS, AdapterSpec, Preset, hookimpl
+
+from .tiny import tiny_pipeline
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+
+#: Pipeline classes of the SDXL architecture, shared with the guidance-distilled SDXL adapters.
+SDXL_PIPELINES = (
+    "StableDiffusionXLPipeline",
+    "StableDiffusionXLImg2ImgPipeline",
+    "StableDiffusionXLInpaintPipeline",
+    "StableDiffusionXLPAGPipeline",
+    "StableDiffusionXLControlNetPipeline",
+)
+SDXL_DENOISER_CONFIG = {"addition_embed_type": "text_time"}
+
+
+def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
+                  pag: bool = False, **kwargs: Any) -> Any:
+    """Load an SDXL pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
+    import diffusers
+    from pladis_registry.kit.loading import load_pretrained
+
+    cls = diffusers.StableDiffusionXLPAGPipeline if pag else diffusers.StableDiffusionXLPipeline
+    return load_pretrained(cls, model or DEFAULT_MODEL, variant=variant, torch_dtype=torch_dtype, **kwargs)
+
+
+SPEC = AdapterSpec(
+    name="sdxl",
+    description="Stable Diffusion XL base (UNet with text_time embeddings, two CLIP text encoders)",
+    pipeline_classes=SDXL_PIPELINES,
+    denoiser_classes=("UNet2DConditionModel",),
+    denoiser_config=SDXL_DENOISER_CONFIG,
+    layer_groups=UNET_LAYER_GROUPS,
+    attention_style="sd",
+    presets={
+        "default": Preset("default", "EulerDiscreteScheduler", num_inference_steps=25, guidance_scale=5.0,
+                          description="Euler, 25 steps, CFG 5.0 (the paper's SDXL setting)"),
+    },
+    default_preset="default",
+    priority=10,
+    tiny=tiny_pipeline,
+    load=load_pipeline,
+    extra={"default_model": DEFAULT_MODEL},
+)
+
+
+@hookimpl
+def pladis_register_adapters(register):
+    register(SPEC)

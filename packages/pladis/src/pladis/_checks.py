@@ -1,0 +1,42 @@
+"""Argument checks shared by the public API: each error names the parameter and its allowed range."""
+
+from __future__ import annotations
+
+import math
+
+
+def check_alpha(alpha: float) -> float:
+    """Return ``alpha`` as a float if it lies in [1, 2], else raise ``ValueError``."""
+    value = _as_float(alpha, "alpha")
+    if not 1.0 <= value <= 2.0:
+        raise ValueError(f"alpha must be in [1, 2] (1 = softmax, 1.5 = entmax15, 2 = sparsemax); got {alpha!r}")
+    return value
+
+
+def check_scale(scale: float) -> float:
+    """Return the PLADIS scale λ as a float if it is finite, else raise ``ValueError``."""
+    value = _as_float(scale, "scale")
+    if not math.isfinite(value):
+        raise ValueError(f"scale (λ) must be a finite real number (paper default 2.0); got {scale!r}")
+    return value
+
+
+def check_temperature(temperature: float) -> float:
+    """Return the sparse-branch temperature as a float if it is finite and > 0, else raise ``ValueError``."""
+    value = _as_float(temperature, "temperature")
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"temperature must be a finite number > 0 (default 1.0); got {temperature!r}")
+    return value
+
+
+def _as_float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            import torch
+
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                return float(value)
+        except ImportError:  # pragma: no cover - torch is a hard dependency
+            pass
+        raise ValueError(f"{name} must be a real number; got {value!r}")
+    return float(value)

@@ -1,0 +1,193 @@
+"""``pladis.apply`` / ``pladis.remove`` / ``pladis.enabled``: install PLADIS on a pipeline's cross-attention."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pladis_registry import AdapterSpec, Registry
+
+from ._checks import check_alpha, check_scale, check_temperature
+from .adapters import find_denoiser, resolve_adapter
+from .processor import PLADISAttnProcessor
+
+__all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
+
+_STATE_ATTR = "_pladis_handle"
+# Processors whose cross-attention semantics PLADISAttnProcessor reproduces exactly.
+_WRAPPABLE = {"AttnProcessor", "AttnProcessor2_0", "SanaAttnProcessor2_0", "AttnProcessorNPU", "XFormersAttnProcessor"}
+LayerSelector = str | int | range | Iterable[str | int | range]
+
+
+@dataclass
+class PLADISHandle:
+    """What one ``apply`` installed; ``remove()`` restores the exact original processor objects."""
+
+    denoiser: Any
+    adapter: AdapterSpec
+    scale: float
+    alpha: float
+    temperature: float
+    modules: dict[str, Any] = field(default_factory=dict)
+    originals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of the cross-attention modules that carry a PLADIS processor."""
+        return list(self.modules)
+
+    @property
+    def active(self) -> bool:
+        return getattr(self.denoiser, _STATE_ATTR, None) is self
+
+    def remove(self) -> None:
+        """Put back the processors that were there before ``apply`` (idempotent)."""
+        if not self.active:
+            return
+        for name, module in self.modules.items():
+            module.set_processor(self.originals[name])
+        delattr(self.denoiser, _STATE_ATTR)
+
+
+def apply(
+    pipe_or_denoiser: Any,
+    *,
+    scale: float = 2.0,
+    alpha: float = 1.5,
+    temperature: float = 1.0,
+    layers: LayerSelector = "all",
+    backbone: str | None = None,
+    registry: Registry | None = None,
+) -> PLADISHandle:
+    """Replace the selected cross-attention of a diffusers pipeline (or denoiser) with PLADIS (Eq. 15).
+
+    ``scale`` is λ (paper default 2.0), ``alpha`` the sparse map (1.5 entmax15, 2 sparsemax),
+    ``temperature`` divides the sparse logits. ``layers`` is "all", a layer-group name of the adapter
+    (UNets: "down", "mid", "up"), a block index / ``range`` / "a-b" string for DiT adapters, or a
+    list of these. ``backbone`` names the adapter (default: auto-detected). Every other processor —
+    self-attention, or processors another tool installed — stays as it was. Applying again replaces
+    the settings instead of stacking. Nothing is changed when an argument is invalid.
+    """
+    scale, alpha, temperature = check_scale(scale), check_alpha(alpha), check_temperature(temperature)
+    denoiser = find_denoiser(pipe_or_denoiser)
+    adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
+    candidates = cross_attention_modules(denoiser)
+    if not candidates:
+        raise ValueError(f"{type(denoiser).__name__} has no cross-attention modules: PLADIS has nothing to act on")
+    selected = _select(adapter, candidates, layers)
+
+    previous: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    prior = previous.originals if previous is not None else {}
+    originals = {name: prior.get(name, module.processor) for name, module in selected.items()}
+    _check_wrappable(originals)
+
+    if previous is not None:
+        previous.remove()
+    style = None if adapter.attention_style == "auto" else adapter.attention_style
+    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, dict(selected), originals)
+    for name, module in selected.items():
+        module.set_processor(
+            PLADISAttnProcessor(scale, alpha, temperature, original=originals[name], style=style)
+        )
+    setattr(denoiser, _STATE_ATTR, handle)
+    return handle
+
+
+def remove(pipe_or_denoiser: Any) -> bool:
+    """Restore the original processors of a pipeline PLADIS was applied to; False if it was not."""
+    denoiser = find_denoiser(pipe_or_denoiser)
+    handle: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    if handle is None:
+        return False
+    handle.remove()
+    return True
+
+
+@contextlib.contextmanager
+def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
+    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry, restore on exit."""
+    denoiser = find_denoiser(pipe_or_denoiser)
+    before: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    handle = apply(pipe_or_denoiser, **settings)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+        if before is not None:
+            apply(
+                pipe_or_denoiser,
+                scale=before.scale,
+                alpha=before.alpha,
+                temperature=before.temperature,
+                layers=list(before.modules),
+                backbone=before.adapter.name,
+            )
+
+
+def cross_attention_modules(denoiser: Any) -> dict[str, Any]:
+    """Every diffusers ``Attention`` module with ``is_cross_attention`` (self-attention never)."""
+    from diffusers.models.attention_processor import Attention
+
+    return {
+        name: module
+        for name, module in denoiser.named_modules()
+        if isinstance(module, Attention) and module.is_cross_attention
+    }
+
+
+def _select(adapter: AdapterSpec, candidates: dict[str, Any], layers: LayerSelector) -> dict[str, Any]:
+    if isinstance(layers, (str, int, range)):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers must name at least one layer group; got an empty selection")
+    groups = {name: adapter.group_of(name) for name in candidates}
+    chosen: set[str] = set()
+    for selector in layers:
+        if selector == "all":
+            chosen.update(candidates)
+        elif isinstance(selector, str) and selector in candidates:
+            chosen.add(selector)
+        elif isinstance(selector, str) and selector in groups.values():
+            chosen.update(n for n, g in groups.items() if g == selector)
+        elif (indices := _indices(selector)) is not None and adapter.block_index_pattern:
+            picked = {n for n in candidates if adapter.block_index(n) in indices}
+            if not picked:
+                raise ValueError(f"layers: no cross-attention block has an index in {selector!r}")
+            chosen.update(picked)
+        else:
+            valid = ["all", *sorted(set(groups.values()))]
+            if adapter.block_index_pattern:
+                valid.append("block indices such as 3, range(0, 8) or '0-7'")
+            raise ValueError(f"unknown layer group {selector!r} for backbone {adapter.name!r}; choose from {valid}")
+    return {name: candidates[name] for name in candidates if name in chosen}
+
+
+def _indices(selector: Any) -> set[int] | None:
+    if isinstance(selector, bool):
+        return None
+    if isinstance(selector, int):
+        return {selector}
+    if isinstance(selector, range):
+        return set(selector)
+    if isinstance(selector, str) and (m := re.fullmatch(r"(\d+)-(\d+)", selector.strip())):
+        return set(range(int(m.group(1)), int(m.group(2)) + 1))
+    return None
+
+
+def _check_wrappable(originals: dict[str, Any]) -> None:
+    foreign = {
+        name: type(proc).__name__
+        for name, proc in originals.items()
+        if type(proc).__name__ not in _WRAPPABLE and not isinstance(proc, PLADISAttnProcessor)
+    }
+    if foreign:
+        name, cls = next(iter(foreign.items()))
+        raise ValueError(
+            f"cross-attention {name!r} uses {cls}, whose behaviour PLADIS cannot reproduce "
+            f"(supported: {sorted(_WRAPPABLE)}); {len(foreign)} module(s) affected. "
+            "Unload that processor (e.g. IP-Adapter) or restrict `layers`."
+        )

@@ -1,0 +1,110 @@
+"""PLADIS attention (Eq. 15): one QKᵀ, one matmul of the λ-mixed weights with V."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import check_alpha, check_scale, check_temperature
+from .alpha_entmax import _entmax_last_dim, _safe_softmax
+
+__all__ = ["pladis_attention", "pladis_weights", "mask_to_bias"]
+
+
+def pladis_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *,
+    scale: float = 2.0,
+    alpha: float = 1.5,
+    temperature: float = 1.0,
+    attn_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """PLADIS attention, Eq. 15: At_dense + λ·(At_α-entmax − At_dense).
+
+    Shapes follow ``torch.nn.functional.scaled_dot_product_attention``: query ``(..., Nq, D)``,
+    key ``(..., Nk, D)``, value ``(..., Nk, Dv)``, output ``(..., Nq, Dv)``. Because Eq. 15 is linear
+    in the attention weights it is computed as ONE matmul of
+    ``M = (1−λ)·softmax(S) + λ·α-entmax(S / temperature)`` with V, where S = QKᵀ/√D is computed once.
+
+    ``scale`` is λ (paper default 2.0; any finite real: λ = 0 is dense attention, λ = 1 pure sparse
+    attention, λ > 1 extrapolates). ``alpha`` ∈ [1, 2] picks the sparse map (1.5 = entmax15,
+    2 = sparsemax). ``temperature`` > 0 divides the sparse logits (β of suppl. G.1).
+    ``attn_mask`` is SDPA's: boolean (True = attend) or an additive float bias; an additive bias of
+    −10000 (SANA's convention) removes a key from the sparse branch exactly.
+    """
+    _check_shapes(query, key, value)
+    weights = pladis_weights(
+        query, key, scale=scale, alpha=alpha, temperature=temperature, attn_mask=attn_mask
+    )
+    return torch.matmul(weights.to(value.dtype), value)
+
+
+def pladis_weights(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    *,
+    scale: float = 2.0,
+    alpha: float = 1.5,
+    temperature: float = 1.0,
+    attn_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The mixed attention weights (1−λ)·softmax(S) + λ·α-entmax(S/temperature), in float32."""
+    scale = check_scale(scale)
+    alpha = check_alpha(alpha)
+    temperature = check_temperature(temperature)
+    # Scaling Q before the product keeps fp16/bf16 scores in range, as SDPA's math path does.
+    scores = torch.matmul(query * (1.0 / math.sqrt(query.shape[-1])), key.transpose(-2, -1)).float()
+    bias = mask_to_bias(attn_mask, scores.shape) if attn_mask is not None else None
+
+    dense = _safe_softmax(scores if bias is None else scores + bias)
+    if scale == 0.0:
+        return dense
+    sparse_logits = scores if temperature == 1.0 else scores / temperature
+    if bias is not None:
+        sparse_logits = sparse_logits + bias
+    sparse = _entmax_last_dim(sparse_logits, alpha)
+    return dense.lerp_(sparse, scale)
+
+
+def mask_to_bias(attn_mask: torch.Tensor, scores_shape: torch.Size) -> torch.Tensor:
+    """An SDPA mask (bool: True = attend; float: additive) as a float32 additive bias."""
+    if not isinstance(attn_mask, torch.Tensor):
+        raise ValueError(f"attn_mask must be a torch.Tensor or None; got {type(attn_mask).__name__}")
+    try:
+        torch.broadcast_shapes(attn_mask.shape, scores_shape)
+    except RuntimeError as error:
+        raise ValueError(
+            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the attention scores "
+            f"{tuple(scores_shape)} (batch..., Nq, Nk)"
+        ) from error
+    if attn_mask.dtype == torch.bool:
+        return torch.zeros(attn_mask.shape, device=attn_mask.device).masked_fill_(~attn_mask, float("-inf"))
+    if not attn_mask.is_floating_point():
+        raise ValueError(f"attn_mask must be bool or floating point; got dtype {attn_mask.dtype}")
+    return attn_mask.float()
+
+
+def _check_shapes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
+    if query.ndim < 2 or key.ndim != query.ndim or value.ndim != query.ndim:
+        raise ValueError(
+            "query, key and value must have the same number (>= 2) of dims, shaped (..., N, D); got "
+            f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
+        )
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(
+            f"query and key must share the head dim D (last dim); got {query.shape[-1]} and {key.shape[-1]}"
+        )
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"key and value must have the same number of keys Nk (dim -2); got {key.shape[-2]} and {value.shape[-2]}"
+        )
+    try:
+        torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except RuntimeError as error:
+        raise ValueError(
+            f"batch dims of query {tuple(query.shape[:-2])}, key {tuple(key.shape[:-2])} and value "
+            f"{tuple(value.shape[:-2])} do not broadcast"
+        ) from error

@@ -1,0 +1,193 @@
+"""A diffusers attention processor that computes cross-attention with PLADIS (Eq. 15)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_alpha, check_scale, check_temperature
+from .attention import pladis_attention
+
+__all__ = ["PLADISAttnProcessor", "norms_span_heads"]
+
+
+class PLADISAttnProcessor:
+    """Cross-attention processor computing At_dense + λ·(At_α-entmax − At_dense) (Eq. 15).
+
+    It reproduces the processor it replaces — ``AttnProcessor2_0`` for SD/SDXL UNets (spatial and
+    group norm, per-head ``norm_q``/``norm_k``, residual, ``rescale_output_factor``, 4-D inputs, masks)
+    and ``SanaAttnProcessor2_0`` for SANA (``norm_q``/``norm_k`` over the full inner dimension, before
+    the head split) — telling them apart from the module's norms. Only the attention itself changes.
+
+    ``style`` forces the semantics ("sd" or "sana"); by default they are read off the module.
+    With ``scale=0`` it runs the very same SDPA call as diffusers (bit-identical output). When given
+    ``original`` (the processor it replaces) it delegates to it whenever PLADIS is inactive.
+    """
+
+    def __init__(
+        self,
+        scale: float = 2.0,
+        alpha: float = 1.5,
+        temperature: float = 1.0,
+        *,
+        original: Any | None = None,
+        style: str | None = None,
+    ) -> None:
+        if style not in (None, "auto", "sd", "sana"):
+            raise ValueError(f"style must be one of None, 'auto', 'sd', 'sana'; got {style!r}")
+        self.style = None if style == "auto" else style
+        self.scale = check_scale(scale)
+        self.alpha = check_alpha(alpha)
+        self.temperature = check_temperature(temperature)
+        self.original = original
+        self._original_params = _call_parameters(original) if original is not None else frozenset()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(scale={self.scale}, alpha={self.alpha}, "
+            f"temperature={self.temperature})"
+        )
+
+    def is_active(self) -> bool:
+        """Whether the PLADIS attention is used for the next call (λ ≠ 0)."""
+        return self.scale != 0.0
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        active = self.is_active()
+        if not active and self.original is not None:
+            return self._delegate(attn, hidden_states, encoder_hidden_states, attention_mask, temb, kwargs)
+
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        )
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+
+        across_heads = norms_span_heads(attn) if self.style is None else self.style == "sana"
+        if across_heads:  # SANA: norms over the full inner dimension, before the head split
+            query, key = _apply_qk_norms(attn, query, key)
+
+        inner_dim = key.shape[-1]
+        head_dim = inner_dim // attn.heads
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+
+        if not across_heads:
+            query, key = _apply_qk_norms(attn, query, key)
+
+        if active:
+            hidden_states = pladis_attention(
+                query,
+                key,
+                value,
+                scale=self.scale,
+                alpha=self.alpha,
+                temperature=self.temperature,
+                attn_mask=attention_mask,
+            )
+        else:
+            hidden_states = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+            )
+
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
+        hidden_states = hidden_states.to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+    def _delegate(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        temb: torch.Tensor | None,
+        kwargs: dict[str, Any],
+    ) -> torch.Tensor:
+        extra = dict(kwargs)
+        if temb is not None:
+            extra["temb"] = temb
+        if "**" not in self._original_params:
+            extra = {name: val for name, val in extra.items() if name in self._original_params}
+        return self.original(
+            attn,
+            hidden_states,
+            encoder_hidden_states=encoder_hidden_states,
+            attention_mask=attention_mask,
+            **extra,
+        )
+
+
+def norms_span_heads(attn: Any) -> bool:
+    """True when the module's ``norm_q`` normalises the full inner dimension (SANA), not one head."""
+    norm = getattr(attn, "norm_q", None)
+    if norm is None or getattr(attn, "heads", 1) == 1:
+        return False
+    width = _normalized_width(norm)
+    return width is not None and width == attn.to_q.out_features and width != attn.to_q.out_features // attn.heads
+
+
+def _normalized_width(norm: torch.nn.Module) -> int | None:
+    for attr in ("normalized_shape", "dim"):
+        shape = getattr(norm, attr, None)
+        if shape is not None:
+            return int(tuple(shape)[-1]) if not isinstance(shape, int) else shape
+    weight = getattr(norm, "weight", None)
+    return int(weight.shape[-1]) if isinstance(weight, torch.Tensor) else None
+
+
+def _apply_qk_norms(attn: Any, query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key
+
+
+def _call_parameters(processor: Any) -> frozenset[str]:
+    """Names a processor's ``__call__`` accepts ("**" when it takes arbitrary keywords)."""
+    params = inspect.signature(processor.__call__).parameters.values()
+    names = {p.name for p in params}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        names.add("**")
+    return frozenset(names)

@@ -1,0 +1,1 @@
+"""Test kit: offline helpers for building tiny, random-weight pipelines (tokenizers, ...)."""

@@ -1,0 +1,116 @@
+"""Plugin-manager factory and lazy, once-only adapter discovery through entry points."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .spec import AdapterInfo, AdapterSpec
+
+ENTRY_POINT_GROUP = "pladis.adapters"
+DISABLE_AUTOLOAD_ENV = "PLADIS_DISABLE_PLUGIN_AUTOLOAD"
+ALLOW_LIST_ENV = "PLADIS_PLUGINS"
+
+logger = logging.getLogger("pladis.registry")
+
+
+def make_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] = ()) -> pluggy.PluginManager:
+    """A fresh plugin manager with PLADIS's hookspecs, the given ``plugins`` and (by default) the
+    entry-point plugins of the ``pladis.adapters`` group.
+
+    ``autoload=None`` follows the environment: ``PLADIS_DISABLE_PLUGIN_AUTOLOAD=1`` turns it off.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        manager.register(plugin)
+    if autoload is None:
+        autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes"}
+    if autoload:
+        load_entry_point_plugins(manager)
+    manager.check_pending()
+    return manager
+
+
+def load_entry_point_plugins(manager: pluggy.PluginManager, group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """Register every entry point of ``group`` (or those named in ``PLADIS_PLUGINS``); a plugin that
+    fails to import is logged and skipped. Returns the names registered."""
+    allow = {n.strip() for n in os.environ.get(ALLOW_LIST_ENV, "").split(",") if n.strip()}
+    loaded = []
+    for entry in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+        if (allow and entry.name not in allow) or manager.has_plugin(entry.name):
+            continue
+        try:
+            plugin = entry.load()
+            manager.register(plugin, name=entry.name)
+        except Exception:
+            logger.exception("pladis: skipping broken adapter plugin %r (%s)", entry.name, entry.value)
+            continue
+        loaded.append(entry.name)
+    return loaded
+
+
+def collect_adapters(manager: pluggy.PluginManager) -> dict[str, AdapterInfo]:
+    """Ask every plugin for its adapters. A plugin whose hook raises, or that registers a name
+    already taken, is logged and skipped (its adapters are dropped as a whole)."""
+    dists = {e.name: (e.dist.name, e.dist.version) for e in metadata.entry_points(group=ENTRY_POINT_GROUP) if e.dist}
+    found: dict[str, AdapterInfo] = {}
+    for impl in reversed(manager.hook.pladis_register_adapters.get_hookimpls()):
+        plugin_name = impl.plugin_name
+        specs: list[AdapterSpec] = []
+
+        def register(spec: AdapterSpec, _specs: list[AdapterSpec] = specs) -> None:
+            if not isinstance(spec, AdapterSpec):
+                raise TypeError(f"register() takes an AdapterSpec; got {type(spec).__name__}")
+            _specs.append(spec)
+
+        try:
+            impl.function(register=register)
+            clash = [s.name for s in specs if s.name in found] + _duplicates(s.name for s in specs)
+            if clash:
+                raise ValueError(f"adapter name(s) already registered: {sorted(set(clash))}")
+        except Exception:
+            logger.exception("pladis: skipping adapter plugin %r whose registration failed", plugin_name)
+            continue
+        dist, version = dists.get(plugin_name, ("", ""))
+        for spec in specs:
+            found[spec.name] = AdapterInfo(spec=spec, plugin=plugin_name, distribution=dist, version=version)
+    return found
+
+
+class Registry:
+    """The adapters of one plugin manager, discovered lazily on first use and then kept."""
+
+    def __init__(self, manager: pluggy.PluginManager | None = None) -> None:
+        self._manager = manager
+        self._adapters: dict[str, AdapterInfo] | None = None
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        if self._manager is None:
+            self._manager = make_plugin_manager()
+        return self._manager
+
+    def adapters(self) -> dict[str, AdapterInfo]:
+        """Name → adapter, collected once."""
+        if self._adapters is None:
+            self._adapters = collect_adapters(self.manager)
+        return self._adapters
+
+    def get(self, name: str) -> AdapterInfo:
+        """The adapter called ``name``; ``ValueError`` lists the valid names."""
+        adapters = self.adapters()
+        if name not in adapters:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(adapters) or '(no adapters installed)'}")
+        return adapters[name]
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    return [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]

@@ -1,0 +1,145 @@
+"""The data an adapter declares: its backbone, where cross-attention lives, presets, factories."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AttentionStyle = Literal["sd", "sana", "auto"]
+
+#: The layer groups of a diffusers UNet (the paper's Table 8: down / mid / up blocks).
+UNET_LAYER_GROUPS: Mapping[str, str] = {"down": r"^down_blocks\.", "mid": r"^mid_block\.", "up": r"^up_blocks\."}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sampling settings a backbone's users need (scheduler, steps or explicit timesteps, CFG scale).
+
+    ``scheduler`` is a diffusers scheduler class name (None keeps the pipeline's own class);
+    ``scheduler_config`` overrides entries of the pipeline's own scheduler config (e.g.
+    ``{"timestep_spacing": "trailing"}``); ``call_overrides`` are extra pipeline-call kwargs (``eta``).
+    """
+
+    name: str
+    scheduler: str | None = None
+    scheduler_config: Mapping[str, Any] = field(default_factory=dict)
+    num_inference_steps: int | None = None
+    timesteps: tuple[int, ...] | None = None
+    guidance_scale: float = 7.5
+    height: int | None = None
+    width: int | None = None
+    call_overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def make_scheduler(self, base_config: Mapping[str, Any], default_class: type | None = None) -> Any:
+        """Build the preset's scheduler from a pipeline's scheduler config plus the overrides."""
+        import diffusers
+
+        cls = getattr(diffusers, self.scheduler, None) if self.scheduler else default_class
+        if cls is None:
+            raise ValueError(f"preset {self.name!r}: diffusers has no scheduler class {self.scheduler!r}")
+        return cls.from_config(dict(base_config), **dict(self.scheduler_config))
+
+    def call_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the pipeline call (steps or timesteps, guidance scale, size)."""
+        kwargs: dict[str, Any] = {"guidance_scale": self.guidance_scale}
+        if self.timesteps is not None:
+            kwargs["timesteps"] = list(self.timesteps)
+        elif self.num_inference_steps is not None:
+            kwargs["num_inference_steps"] = self.num_inference_steps
+        if self.height is not None:
+            kwargs["height"] = self.height
+        if self.width is not None:
+            kwargs["width"] = self.width
+        kwargs.update(self.call_overrides)
+        return kwargs
+
+    def configure(self, pipe: Any) -> dict[str, Any]:
+        """Install the preset's scheduler on ``pipe``; return the call kwargs."""
+        pipe.scheduler = self.make_scheduler(pipe.scheduler.config, type(pipe.scheduler))
+        return self.call_kwargs()
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """What one backbone adapter declares, as data where possible.
+
+    Matching: ``pipeline_classes``/``denoiser_classes`` are class names checked against the MRO of the
+    pipeline / denoiser (a denoiser also has to carry the ``denoiser_config`` values, e.g. SDXL's
+    ``addition_embed_type="text_time"``); ``model_id_patterns`` are regexes searched in the model id or folder the
+    pipeline was loaded from (how the guidance-distilled SDXL variants, which share SDXL's classes,
+    are told apart). Among matching adapters the one with an id match wins, then higher ``priority``.
+
+    Locations: every ``Attention`` module with ``is_cross_attention`` is a candidate (self-attention
+    is never selected). ``layer_groups`` maps a group name to a regex over the module's name within
+    the denoiser (UNets: down / mid / up, the paper's Table 8); with no groups the first path
+    component is the group. ``block_index_pattern`` (a regex with one group) lets users select DiT
+    blocks by index ranges. ``attention_style`` picks the processor semantics: "sd"
+    (``AttnProcessor2_0``), "sana" (``SanaAttnProcessor2_0``) or "auto" (decided per module).
+    """
+
+    name: str
+    description: str = ""
+    pipeline_classes: tuple[str, ...] = ()
+    denoiser_classes: tuple[str, ...] = ()
+    denoiser_config: Mapping[str, Any] = field(default_factory=dict)
+    model_id_patterns: tuple[str, ...] = ()
+    layer_groups: Mapping[str, str] = field(default_factory=dict)
+    block_index_pattern: str | None = None
+    attention_style: AttentionStyle = "auto"
+    presets: Mapping[str, Preset] = field(default_factory=dict)
+    default_preset: str | None = None
+    priority: int = 0
+    generic: bool = False
+    tiny: Callable[..., Any] | None = None
+    load: Callable[..., Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", self.name):
+            raise ValueError(f"AdapterSpec.name must be lower-case [a-z0-9_.-]; got {self.name!r}")
+        if self.default_preset is not None and self.default_preset not in self.presets:
+            raise ValueError(
+                f"adapter {self.name!r}: default_preset {self.default_preset!r} is not one of {sorted(self.presets)}"
+            )
+        for pattern in (*self.model_id_patterns, *self.layer_groups.values(), self.block_index_pattern or ""):
+            re.compile(pattern)
+
+    def preset(self, name: str | None = None) -> Preset:
+        """The named preset (default: ``default_preset``); ``ValueError`` lists the valid names."""
+        key = name or self.default_preset
+        if key is None or key not in self.presets:
+            raise ValueError(
+                f"unknown preset {name!r} for backbone {self.name!r}; choose one of {sorted(self.presets)}"
+            )
+        return self.presets[key]
+
+    def group_of(self, module_name: str) -> str:
+        """The layer group a cross-attention module belongs to."""
+        for group, pattern in self.layer_groups.items():
+            if re.search(pattern, module_name):
+                return group
+        return module_name.split(".", 1)[0]
+
+    def block_index(self, module_name: str) -> int | None:
+        """The block index of a module, if the adapter declares ``block_index_pattern``."""
+        if self.block_index_pattern is None:
+            return None
+        found = re.search(self.block_index_pattern, module_name)
+        return int(found.group(1)) if found else None
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """A discovered adapter with the distribution that provides it."""
+
+    spec: AdapterSpec
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
