@@ -61,7 +61,7 @@ def collect_adapters(manager: pluggy.PluginManager) -> dict[str, AdapterInfo]:
     already taken, is logged and skipped (its adapters are dropped as a whole)."""
     dists = {e.name: (e.dist.name, e.dist.version) for e in metadata.entry_points(group=ENTRY_POINT_GROUP) if e.dist}
     found: dict[str, AdapterInfo] = {}
-    for impl in reversed(manager.hook.pladis_register_adapters.get_hookimpls()):
+    for impl in manager.hook.pladis_register_adapters.get_hookimpls():  # registration order
         plugin_name = impl.plugin_name
         specs: list[AdapterSpec] = []
 

@@ -78,6 +78,10 @@ class AdapterSpec:
     component is the group. ``block_index_pattern`` (a regex with one group) lets users select DiT
     blocks by index ranges. ``attention_style`` picks the processor semantics: "sd"
     (``AttnProcessor2_0``), "sana" (``SanaAttnProcessor2_0``) or "auto" (decided per module).
+
+    Factories: ``tiny(seed=0)`` builds a small random-weight pipeline of the backbone's architecture
+    from the real diffusers/transformers classes (``tiny_call_kwargs`` keep a call of it cheap);
+    ``load(model=None, **kw)`` loads the real weights (hub id or local folder, safetensors first).
     """
 
     name: str
@@ -94,6 +98,7 @@ class AdapterSpec:
     priority: int = 0
     generic: bool = False
     tiny: Callable[..., Any] | None = None
+    tiny_call_kwargs: Mapping[str, Any] = field(default_factory=dict)
     load: Callable[..., Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 

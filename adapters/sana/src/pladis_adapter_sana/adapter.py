@@ -6,7 +6,7 @@ from typing import Any
 
 from pladis_registry import AdapterSpec, Preset, hookimpl
 
-from .tiny import tiny_pipeline
+from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
 DEFAULT_MODEL = "Efficient-Large-Model/Sana_1600M_1024px_diffusers"
 
@@ -35,6 +35,7 @@ SPEC = AdapterSpec(
     default_preset="default",
     priority=10,
     tiny=tiny_pipeline,
+    tiny_call_kwargs=FAST_CALL_KWARGS,
     load=load_pipeline,
     extra={"default_model": DEFAULT_MODEL},
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from pladis_registry import UNET_LAYER_GROUPS, AdapterSpec, Preset, hookimpl
 
-from .tiny import tiny_pipeline
+from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -46,6 +46,7 @@ SPEC = AdapterSpec(
     default_preset="default",
     priority=10,
     tiny=tiny_pipeline,
+    tiny_call_kwargs=FAST_CALL_KWARGS,
     load=load_pipeline,
     extra={"default_model": DEFAULT_MODEL},
 )

@@ -46,11 +46,13 @@ def list_adapters(registry: Registry | None = None) -> list[AdapterSummary]:
 
 def find_denoiser(pipe_or_denoiser: Any) -> Any:
     """The denoiser of a pipeline (``unet`` or ``transformer``), or the object itself if it is one."""
-    if hasattr(pipe_or_denoiser, "attn_processors") and hasattr(pipe_or_denoiser, "named_modules"):
+    import torch
+
+    if isinstance(pipe_or_denoiser, torch.nn.Module):
         return pipe_or_denoiser
     for attr in ("unet", "transformer"):
         model = getattr(pipe_or_denoiser, attr, None)
-        if model is not None and hasattr(model, "attn_processors"):
+        if isinstance(model, torch.nn.Module):
             return model
     raise ValueError(
         f"pipe_or_denoiser must be a diffusers pipeline with a `unet` or `transformer`, or such a model; "

@@ -1,0 +1,148 @@
+"""The plugin registry: factory, lazy discovery, isolation of broken plugins, env switches."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import types
+from importlib import metadata
+
+import pytest
+
+import pladis_registry as reg
+from pladis_registry import AdapterSpec, Preset, hookimpl, make_plugin_manager
+from pladis_registry.manager import collect_adapters
+
+
+def _plugin(*specs: AdapterSpec, fail: bool = False) -> types.SimpleNamespace:
+    @hookimpl
+    def pladis_register_adapters(register):
+        for spec in specs:
+            register(spec)
+        if fail:
+            raise RuntimeError("plugin bug")
+
+    return types.SimpleNamespace(pladis_register_adapters=pladis_register_adapters)
+
+
+def test_factory_builds_independent_managers_with_explicit_plugins():
+    first = make_plugin_manager(autoload=False, plugins=[_plugin(AdapterSpec("one"))])
+    second = make_plugin_manager(autoload=False)
+    assert set(collect_adapters(first)) == {"one"}
+    assert collect_adapters(second) == {}
+
+
+def test_builtin_adapters_are_discovered_through_entry_points_with_their_distribution():
+    adapters = collect_adapters(make_plugin_manager(autoload=True))
+    for name in ("sd15", "sdxl", "sana", "generic"):
+        assert name in adapters
+        assert adapters[name].distribution == f"pladis-adapter-{name}"
+        assert adapters[name].version
+
+
+def test_broken_hook_is_logged_and_skipped(caplog):
+    manager = make_plugin_manager(
+        autoload=False, plugins=[_plugin(AdapterSpec("good")), _plugin(AdapterSpec("bad"), fail=True)]
+    )
+    with caplog.at_level(logging.ERROR, logger="pladis.registry"):
+        adapters = collect_adapters(manager)
+    assert set(adapters) == {"good"}
+    assert "registration failed" in caplog.text and "plugin bug" in caplog.text
+
+
+def test_duplicate_adapter_name_drops_the_second_plugin(caplog):
+    manager = make_plugin_manager(
+        autoload=False, plugins=[_plugin(AdapterSpec("same", description="first")), _plugin(AdapterSpec("same"))]
+    )
+    with caplog.at_level(logging.ERROR, logger="pladis.registry"):
+        adapters = collect_adapters(manager)
+    assert adapters["same"].spec.description == "first"
+    assert "already registered" in caplog.text
+
+
+def test_entry_point_that_fails_to_import_is_logged_and_skipped(monkeypatch, caplog):
+    broken = metadata.EntryPoint("broken", "no_such_module_for_pladis:plugin", reg.ENTRY_POINT_GROUP)
+    real = metadata.entry_points
+    monkeypatch.setattr(
+        metadata, "entry_points", lambda **kw: [*real(**kw), broken] if kw.get("group") == reg.ENTRY_POINT_GROUP else real(**kw)
+    )
+    with caplog.at_level(logging.ERROR, logger="pladis.registry"):
+        manager = make_plugin_manager(autoload=True)
+    assert "skipping broken adapter plugin 'broken'" in caplog.text
+    adapters = collect_adapters(manager)
+    assert "sd15" in adapters and "broken" not in adapters
+
+
+def test_env_disables_autoload_and_allow_list_filters(monkeypatch):
+    monkeypatch.setenv(reg.DISABLE_AUTOLOAD_ENV, "1")
+    assert collect_adapters(make_plugin_manager()) == {}
+    monkeypatch.delenv(reg.DISABLE_AUTOLOAD_ENV)
+    monkeypatch.setenv(reg.ALLOW_LIST_ENV, "sd15, sana")
+    assert set(collect_adapters(make_plugin_manager())) == {"sd15", "sana"}
+
+
+def test_registry_is_lazy_and_collects_once():
+    calls = []
+
+    @hookimpl
+    def pladis_register_adapters(register):
+        calls.append(1)
+        register(AdapterSpec("counted"))
+
+    registry = reg.Registry(make_plugin_manager(autoload=False, plugins=[types.SimpleNamespace(
+        pladis_register_adapters=pladis_register_adapters)]))
+    assert calls == []
+    assert registry.get("counted").name == "counted"
+    registry.adapters()
+    assert calls == [1]
+    with pytest.raises(ValueError, match=r"unknown backbone 'nope'; choose one of \['counted'\]"):
+        registry.get("nope")
+
+
+def test_importing_pladis_loads_no_plugin_and_no_diffusers():
+    code = (
+        "import sys, pladis, pladis_registry; "
+        "print(any(m.startswith('pladis_adapter') for m in sys.modules), 'diffusers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_spec_validation_and_lookup_helpers():
+    with pytest.raises(ValueError, match="lower-case"):
+        AdapterSpec("Bad Name")
+    with pytest.raises(ValueError, match="default_preset 'x' is not one of"):
+        AdapterSpec("a", default_preset="x")
+    spec = AdapterSpec(
+        "a",
+        layer_groups=reg.UNET_LAYER_GROUPS,
+        block_index_pattern=r"^transformer_blocks\.(\d+)\.",
+        presets={"p": Preset("p", "DDIMScheduler", num_inference_steps=4, guidance_scale=0.0,
+                             call_overrides={"eta": 1.0})},
+        default_preset="p",
+    )
+    assert spec.group_of("down_blocks.0.attentions.0.transformer_blocks.0.attn2") == "down"
+    assert spec.group_of("mid_block.attentions.0.transformer_blocks.0.attn2") == "mid"
+    assert spec.group_of("other.attn2") == "other"
+    assert spec.block_index("transformer_blocks.12.attn2") == 12
+    assert spec.preset().call_kwargs() == {"guidance_scale": 0.0, "num_inference_steps": 4, "eta": 1.0}
+    with pytest.raises(ValueError, match=r"unknown preset 'q' for backbone 'a'; choose one of \['p'\]"):
+        spec.preset("q")
+
+
+def test_preset_configures_the_scheduler_from_the_pipeline_config():
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+
+    pipe = types.SimpleNamespace(scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear"))
+    preset = Preset("x", "DDIMScheduler", scheduler_config={"timestep_spacing": "trailing"}, timesteps=(999, 499))
+    kwargs = preset.configure(pipe)
+    assert isinstance(pipe.scheduler, DDIMScheduler)
+    assert pipe.scheduler.config.timestep_spacing == "trailing"
+    assert pipe.scheduler.config.beta_schedule == "scaled_linear"
+    assert kwargs == {"guidance_scale": 7.5, "timesteps": [999, 499]}
+    keep = Preset("keep", None, scheduler_config={"steps_offset": 1})
+    keep.configure(pipe)
+    assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.scheduler.config.steps_offset == 1
+    with pytest.raises(ValueError, match="no scheduler class 'NoSuchScheduler'"):
+        Preset("bad", "NoSuchScheduler").configure(pipe)
