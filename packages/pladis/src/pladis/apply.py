@@ -12,7 +12,7 @@ from pladis_registry import AdapterSpec, Registry
 
 from ._checks import check_alpha, check_scale, check_temperature
 from .adapters import find_denoiser, resolve_adapter
-from .processor import PLADISAttnProcessor
+from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
 
@@ -33,6 +33,8 @@ class PLADISHandle:
     temperature: float
     modules: dict[str, Any] = field(default_factory=dict)
     originals: dict[str, Any] = field(default_factory=dict)
+    window: StepWindow | None = None
+    _hook: Any = None
 
     @property
     def layer_names(self) -> list[str]:
@@ -49,6 +51,8 @@ class PLADISHandle:
             return
         for name, module in self.modules.items():
             module.set_processor(self.originals[name])
+        if self._hook is not None:
+            self._hook.remove()
         delattr(self.denoiser, _STATE_ATTR)
 
 
@@ -60,6 +64,8 @@ def apply(
     temperature: float = 1.0,
     layers: LayerSelector = "all",
     backbone: str | None = None,
+    start: float = 0.0,
+    end: float = 1.0,
     registry: Registry | None = None,
 ) -> PLADISHandle:
     """Replace the selected cross-attention of a diffusers pipeline (or denoiser) with PLADIS (Eq. 15).
@@ -67,11 +73,15 @@ def apply(
     ``scale`` is λ (paper default 2.0), ``alpha`` the sparse map (1.5 entmax15, 2 sparsemax),
     ``temperature`` divides the sparse logits. ``layers`` is "all", a layer-group name of the adapter
     (UNets: "down", "mid", "up"), a block index / ``range`` / "a-b" string for DiT adapters, or a
-    list of these. ``backbone`` names the adapter (default: auto-detected). Every other processor —
+    list of these. ``backbone`` names the adapter (default: auto-detected). ``start``/``end`` restrict
+    PLADIS to a window of the denoising trajectory, as fractions read off the timestep:
+    progress = 1 − t/T (T = the scheduler's ``num_train_timesteps``), 0 = pure noise, 1 = clean; the
+    default [0, 1] is the whole trajectory, as in the paper. Every other processor —
     self-attention, or processors another tool installed — stays as it was. Applying again replaces
     the settings instead of stacking. Nothing is changed when an argument is invalid.
     """
     scale, alpha, temperature = check_scale(scale), check_alpha(alpha), check_temperature(temperature)
+    window = StepWindow(start, end, _num_train_timesteps(pipe_or_denoiser))
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
     candidates = cross_attention_modules(denoiser)
@@ -87,11 +97,15 @@ def apply(
     if previous is not None:
         previous.remove()
     style = None if adapter.attention_style == "auto" else adapter.attention_style
-    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, dict(selected), originals)
+    if window.whole:
+        window = None
+    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, dict(selected), originals, window)
     for name, module in selected.items():
         module.set_processor(
-            PLADISAttnProcessor(scale, alpha, temperature, original=originals[name], style=style)
+            PLADISAttnProcessor(scale, alpha, temperature, original=originals[name], style=style, window=window)
         )
+    if window is not None:
+        handle._hook = denoiser.register_forward_pre_hook(_timestep_observer(window), with_kwargs=True)
     setattr(denoiser, _STATE_ATTR, handle)
     return handle
 
@@ -124,6 +138,8 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
                 temperature=before.temperature,
                 layers=list(before.modules),
                 backbone=before.adapter.name,
+                start=before.window.start if before.window else 0.0,
+                end=before.window.end if before.window else 1.0,
             )
 
 
@@ -136,6 +152,21 @@ def cross_attention_modules(denoiser: Any) -> dict[str, Any]:
         for name, module in denoiser.named_modules()
         if isinstance(module, Attention) and module.is_cross_attention
     }
+
+
+def _num_train_timesteps(pipe_or_denoiser: Any) -> int:
+    scheduler = getattr(pipe_or_denoiser, "scheduler", None)
+    config = getattr(scheduler, "config", None)
+    return int(getattr(config, "num_train_timesteps", None) or 1000)
+
+
+def _timestep_observer(window: StepWindow) -> Any:
+    """A forward pre-hook telling ``window`` the timestep of each denoiser call."""
+
+    def observe(module: Any, args: tuple, kwargs: dict) -> None:
+        window.observe(kwargs["timestep"] if "timestep" in kwargs else (args[1] if len(args) > 1 else None))
+
+    return observe
 
 
 def _select(adapter: AdapterSpec, candidates: dict[str, Any], layers: LayerSelector) -> dict[str, Any]:

@@ -11,7 +11,39 @@ import torch.nn.functional as F
 from ._checks import check_alpha, check_scale, check_temperature
 from .attention import pladis_attention
 
-__all__ = ["PLADISAttnProcessor", "norms_span_heads"]
+__all__ = ["PLADISAttnProcessor", "StepWindow", "norms_span_heads"]
+
+
+class StepWindow:
+    """Where PLADIS acts along the denoising trajectory, shared by the processors of one ``apply``.
+
+    Progress is read off the timestep the denoiser is called with: ``progress = 1 − t / T`` (T = the
+    scheduler's ``num_train_timesteps``), so 0 is pure noise and 1 the clean image. PLADIS is active
+    while ``start ≤ progress ≤ end``; before the first denoiser call of a run it counts as active.
+    """
+
+    def __init__(self, start: float = 0.0, end: float = 1.0, num_train_timesteps: int = 1000) -> None:
+        if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
+            raise ValueError(f"start and end must be fractions in [0, 1]; got start={start!r}, end={end!r}")
+        if start > end:
+            raise ValueError(f"start must be <= end; got start={start!r}, end={end!r}")
+        self.start, self.end = float(start), float(end)
+        self.num_train_timesteps = int(num_train_timesteps)
+        self.progress: float | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0.0 and self.end == 1.0
+
+    def observe(self, timestep: Any) -> None:
+        """Record the timestep of the denoiser call about to run."""
+        if timestep is None:
+            return
+        value = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
+        self.progress = 1.0 - value / self.num_train_timesteps
+
+    def contains_current_step(self) -> bool:
+        return self.whole or self.progress is None or self.start <= self.progress <= self.end
 
 
 class PLADISAttnProcessor:
@@ -22,6 +54,7 @@ class PLADISAttnProcessor:
     and ``SanaAttnProcessor2_0`` for SANA (``norm_q``/``norm_k`` over the full inner dimension, before
     the head split) — telling them apart from the module's norms. Only the attention itself changes.
 
+    ``window`` (a :class:`StepWindow`) restricts PLADIS to part of the denoising trajectory.
     ``style`` forces the semantics ("sd" or "sana"); by default they are read off the module.
     With ``scale=0`` it runs the very same SDPA call as diffusers (bit-identical output). When given
     ``original`` (the processor it replaces) it delegates to it whenever PLADIS is inactive.
@@ -35,6 +68,7 @@ class PLADISAttnProcessor:
         *,
         original: Any | None = None,
         style: str | None = None,
+        window: StepWindow | None = None,
     ) -> None:
         if style not in (None, "auto", "sd", "sana"):
             raise ValueError(f"style must be one of None, 'auto', 'sd', 'sana'; got {style!r}")
@@ -43,6 +77,7 @@ class PLADISAttnProcessor:
         self.alpha = check_alpha(alpha)
         self.temperature = check_temperature(temperature)
         self.original = original
+        self.window = window
         self._original_params = _call_parameters(original) if original is not None else frozenset()
 
     def __repr__(self) -> str:
@@ -52,8 +87,8 @@ class PLADISAttnProcessor:
         )
 
     def is_active(self) -> bool:
-        """Whether the PLADIS attention is used for the next call (λ ≠ 0)."""
-        return self.scale != 0.0
+        """Whether the PLADIS attention is used for the next call (λ ≠ 0, inside the step window)."""
+        return self.scale != 0.0 and (self.window is None or self.window.contains_current_step())
 
     def __call__(
         self,

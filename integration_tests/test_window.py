@@ -1,0 +1,71 @@
+"""The timestep window of pladis.apply(start=, end=): progress = 1 − t/T, acting only inside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pladis
+from pladis.adapters import default_registry
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _pipe(backbone: str):
+    spec = default_registry().get(backbone).spec
+    pipe = spec.tiny(seed=0)
+    return pipe, dict(spec.tiny_call_kwargs, num_inference_steps=4)
+
+
+def _image(pipe, kwargs) -> np.ndarray:
+    return np.asarray(pipe("a blue square", generator=torch.Generator().manual_seed(0), **kwargs).images)
+
+
+@pytest.mark.parametrize("backbone", ["sd15", "sdxl", "sana"])
+def test_window_excluding_every_step_is_bit_identical_to_off(backbone):
+    pipe, kwargs = _pipe(backbone)
+    off = _image(pipe, kwargs)
+    pipe.scheduler.set_timesteps(kwargs["num_inference_steps"])
+    progress = 1 - pipe.scheduler.timesteps.float() / pipe.scheduler.config.num_train_timesteps
+    last = float(progress.max())
+    assert last < 1.0
+    with pladis.enabled(pipe, start=(last + 1.0) / 2, end=1.0):  # a window after the last step
+        assert np.array_equal(_image(pipe, kwargs), off)
+    with pladis.enabled(pipe, start=0.0, end=1.0):
+        assert not np.array_equal(_image(pipe, kwargs), off)
+
+
+def test_window_acts_exactly_on_the_steps_inside():
+    pipe, kwargs = _pipe("sd15")
+    pipe.scheduler.set_timesteps(kwargs["num_inference_steps"])
+    timesteps = pipe.scheduler.timesteps.tolist()
+    handle = pladis.apply(pipe, start=0.0, end=0.5)
+    proc = next(p for p in pipe.unet.attn_processors.values() if isinstance(p, pladis.PLADISAttnProcessor))
+    seen = []
+    hook = pipe.unet.register_forward_hook(lambda m, a, o: seen.append(proc.is_active()))
+    windowed = _image(pipe, kwargs)
+    hook.remove()
+    assert seen == [1 - t / 1000 <= 0.5 for t in timesteps] and True in seen and False in seen
+    handle.remove()
+    off = _image(pipe, kwargs)
+    with pladis.enabled(pipe):
+        full = _image(pipe, kwargs)
+    assert not np.array_equal(windowed, off) and not np.array_equal(windowed, full)
+    # remove() also took the timestep hook away
+    assert not pipe.unet._forward_pre_hooks
+
+
+@pytest.mark.parametrize("start,end", [(-0.1, 0.5), (0.2, 1.5), (0.8, 0.2)])
+def test_bad_window_raises_and_changes_nothing(start, end):
+    pipe, _ = _pipe("sd15")
+    before = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match="start"):
+        pladis.apply(pipe, start=start, end=end)
+    assert dict(pipe.unet.attn_processors) == before and not pipe.unet._forward_pre_hooks
