@@ -144,20 +144,7 @@ class PLADISAttnProcessor:
         if not across_heads:
             query, key = _apply_qk_norms(attn, query, key)
 
-        if active:
-            hidden_states = pladis_attention(
-                query,
-                key,
-                value,
-                scale=self.scale,
-                alpha=self.alpha,
-                temperature=self.temperature,
-                attn_mask=attention_mask,
-            )
-        else:
-            hidden_states = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-            )
+        hidden_states = self.attend(query, key, value, attention_mask, active)
 
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
         hidden_states = hidden_states.to(query.dtype)
@@ -169,6 +156,32 @@ class PLADISAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        active: bool,
+    ) -> torch.Tensor:
+        """The attention on (B, H, N, D) heads: Eq. 15 when active, else diffusers' exact SDPA call.
+
+        Subclasses (e.g. attention-map recorders) override this one step.
+        """
+        if not active:
+            return F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+            )
+        return pladis_attention(
+            query,
+            key,
+            value,
+            scale=self.scale,
+            alpha=self.alpha,
+            temperature=self.temperature,
+            attn_mask=attention_mask,
+        )
 
     def _delegate(
         self,
