@@ -147,7 +147,7 @@ def test_apply_twice_replaces_settings_and_enabled_restores():
     assert not first.active and second.active
     procs = [p for p in pipe.unet.attn_processors.values() if isinstance(p, pladis.PLADISAttnProcessor)]
     assert len(procs) == len(second.layer_names) and all(p.scale == 1.0 and p.alpha == 2.0 for p in procs)
-    assert all(p.original is originals[f"{n}.processor"] for p, n in zip(procs, second.layer_names))
+    assert all(p.original is originals[f"{n}.processor"] for p, n in zip(procs, second.layer_names, strict=True))
     with pladis.enabled(pipe, scale=3.0) as inner:
         assert len(inner.layer_names) > len(second.layer_names)
     # the previous application is back after the block

@@ -14,6 +14,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from diffusers.models.attention_processor import Attention  # noqa: E402
+
 from pladis_registry.kit.tokenizers import DEFAULT_WORDS, tiny_clip_tokenizer, tiny_gemma_tokenizer  # noqa: E402
 
 BACKBONES = ("sd15", "sdxl", "sana")

@@ -15,6 +15,7 @@ def load_pipeline(model: str | None = None, *, variant: str | None = None, torch
                   pag: bool = False, **kwargs: Any) -> Any:
     """Load a SANA pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
     import diffusers
+
     from pladis_registry.kit.loading import load_pretrained
 
     cls = diffusers.SanaPAGPipeline if pag else diffusers.SanaPipeline

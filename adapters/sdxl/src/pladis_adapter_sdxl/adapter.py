@@ -25,6 +25,7 @@ def load_pipeline(model: str | None = None, *, variant: str | None = None, torch
                   pag: bool = False, **kwargs: Any) -> Any:
     """Load an SDXL pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
     import diffusers
+
     from pladis_registry.kit.loading import load_pretrained
 
     cls = diffusers.StableDiffusionXLPAGPipeline if pag else diffusers.StableDiffusionXLPipeline

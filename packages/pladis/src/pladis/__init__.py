@@ -9,9 +9,9 @@ Eq. 15 of the paper: At_PLADIS = At_dense + λ · (At_α-entmax − At_dense), d
 """
 
 from .adapters import AdapterSummary, list_adapters
+from .alpha_entmax import entmax, entmax15, entmax_threshold, sparsemax
 from .apply import PLADISHandle, apply, enabled, remove
 from .attention import pladis_attention
-from .alpha_entmax import entmax, entmax15, entmax_threshold, sparsemax
 from .processor import PLADISAttnProcessor
 
 __all__ = [
