@@ -19,7 +19,7 @@ $(STAMP): constraints.txt Makefile $(wildcard registry/pyproject.toml packages/*
 install: $(STAMP)
 
 demo: install
-	$(PY) tools/demo.py --out outputs/demo
+	$(VENV)/bin/pladis compare "a red circle left of a blue square" --out outputs/demo
 
 test: install
 	$(PY) -m pytest -q

@@ -1,0 +1,134 @@
+"""Finding and loading the model: backbone detection from model_index.json, adapter loaders, SEG."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ._errors import CLIError, UsageError, one_line
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def device_for(requested: str | None) -> str:
+    import torch
+
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+        raise CLIError(f"--device cuda was requested but CUDA is not available ({why}); use --device cpu")
+    return requested or ("cuda" if available else "cpu")
+
+
+def registry_get(registry: Any, name: str) -> Any:
+    try:
+        return registry.get(name)
+    except ValueError as error:
+        raise UsageError(one_line(error)) from None
+
+
+def check_preset(spec: Any, name: str | None) -> None:
+    if name is not None and name not in spec.presets:
+        raise UsageError(f"unknown preset {name!r} for backbone {spec.name!r}; choose one of {sorted(spec.presets)}")
+
+
+def detect(registry: Any, model: str) -> Any:
+    """The adapter for ``model``: its ``model_index.json`` class, then model-id patterns and priority."""
+    class_name = _pipeline_class_name(model)
+    adapters = [info for info in registry.adapters().values() if not info.spec.generic]
+    candidates = [info for info in adapters if class_name in info.spec.pipeline_classes]
+    if not candidates:
+        generic = [info for info in registry.adapters().values() if info.spec.generic]
+        if not generic:
+            raise UsageError(f"no installed adapter serves {class_name} (from {model!r}); "
+                             f"installed backbones: {sorted(registry.adapters())}; pass --backbone")
+        return generic[0]
+
+    def rank(info: Any) -> tuple[int, int, int, str]:
+        hit = any(re.search(p, model, flags=re.IGNORECASE) for p in info.spec.model_id_patterns)
+        return (int(hit), int(hit or not info.spec.model_id_patterns), info.spec.priority, info.name)
+
+    return max(candidates, key=rank)
+
+
+def check_fit(registry: Any, spec: Any, model: str) -> None:
+    """``--backbone`` against the class in a local folder's model_index.json (hub ids are not read)."""
+    if spec.generic or not spec.pipeline_classes or not Path(model).expanduser().is_dir():
+        return
+    class_name = _pipeline_class_name(model)
+    if class_name not in spec.pipeline_classes:
+        fits = sorted(i.name for i in registry.adapters().values() if class_name in i.spec.pipeline_classes)
+        raise UsageError(f"backbone {spec.name!r} does not serve {class_name} ({model!r}); "
+                         f"matching backbones: {fits or 'none'}")
+
+
+def _pipeline_class_name(model: str) -> str:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        index = path / "model_index.json"
+        try:
+            return str(json.loads(index.read_text(encoding="utf-8"))["_class_name"])
+        except FileNotFoundError:
+            raise CLIError(f"{model!r} is not a diffusers pipeline folder: it has no model_index.json") from None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CLIError(f"cannot read the pipeline class from {str(index)!r}: {one_line(error)}") from None
+    if path.exists():
+        raise UsageError(f"--model must be a pipeline folder or a hub id; {model!r} is a file")
+    if not HUB_ID.fullmatch(model):
+        raise UsageError(f"model folder {model!r} does not exist (and it is not a hub id like 'org/name')")
+    from diffusers import DiffusionPipeline
+
+    try:
+        return str(DiffusionPipeline.load_config(model)["_class_name"])
+    except Exception as error:  # network, missing repo, missing model_index.json
+        raise CLIError(f"cannot read model_index.json of {model!r}: {one_line(error)}") from None
+
+
+def load(spec: Any, model: str | None, *, dtype: Any, pag: bool, variant: str | None,
+         extra: dict[str, Any] | None = None) -> Any:
+    """``spec.load`` (or diffusers' auto pipelines for adapters without a loader) with one-line errors."""
+    import diffusers
+
+    if model is not None and not Path(model).expanduser().exists() and not HUB_ID.fullmatch(model):
+        raise UsageError(f"model folder {model!r} does not exist (and it is not a hub id like 'org/name')")
+    try:
+        if spec.load is not None:
+            return spec.load(model, variant=variant, torch_dtype=dtype, pag=pag, **(extra or {}))
+        if model is None:
+            raise UsageError(f"backbone {spec.name!r} has no default model; pass --model")
+        if pag:
+            return diffusers.AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype, variant=variant,
+                                                                       enable_pag=True, **(extra or {}))
+        return diffusers.DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, variant=variant, **(extra or {}))
+    except CLIError:
+        raise
+    except Exception as error:
+        raise CLIError(f"cannot load {model or spec.name!r} with backbone {spec.name!r}: "
+                       f"{one_line(error)}") from None
+
+
+def to_seg(pipe: Any, layers: str) -> Any:
+    """The SEG pipeline (``pladis.guidance``) sharing ``pipe``'s components."""
+    try:
+        from pladis.guidance import StableDiffusionSEGPipeline, StableDiffusionXLSEGPipeline
+    except ImportError as error:
+        raise CLIError(f"--seg-scale: smoothed energy guidance is unavailable ({one_line(error)})") from None
+    import diffusers
+
+    if isinstance(pipe, diffusers.StableDiffusionXLPipeline):
+        cls = StableDiffusionXLSEGPipeline
+    elif isinstance(pipe, diffusers.StableDiffusionPipeline):
+        cls = StableDiffusionSEGPipeline
+    else:
+        raise UsageError(f"--seg-scale supports SD 1.x/2.x and SDXL pipelines, not {type(pipe).__name__}")
+    selected = [layer.strip() for layer in layers.split(",") if layer.strip()]
+    try:
+        seg = cls.from_pipe(pipe, seg_applied_layers=selected if len(selected) != 1 else selected[0])
+    except ValueError as error:
+        raise UsageError(f"--seg-layers: {one_line(error)}") from None
+    for attr in ("_pladis_model_id", "_pladis_preset"):
+        if hasattr(pipe, attr):
+            setattr(seg, attr, getattr(pipe, attr))
+    return seg

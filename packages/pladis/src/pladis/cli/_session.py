@@ -1,0 +1,200 @@
+"""One loaded pipeline per command: backbone detection, device and dtype, preset, PAG/SEG, generation."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._defaults import EMBEDDED_DEFAULT
+from ._errors import UsageError, one_line
+from ._loading import check_fit, check_preset, detect, device_for, load, registry_get, to_seg
+from ._options import PladisSettings
+
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+@dataclass
+class Session:
+    """A pipeline loaded once for a command, with the call kwargs every image of the command uses."""
+
+    pipe: Any
+    spec: Any  # pladis_registry.AdapterSpec
+    source: str
+    embedded: bool
+    device: str
+    dtype: str
+    preset: str | None
+    call_kwargs: dict[str, Any]
+    guidance: dict[str, Any]
+    load_s: float
+    adapter: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, settings: PladisSettings) -> Any:
+        """Install PLADIS with ``settings`` (replacing earlier settings); None when λ = 0."""
+        import pladis
+
+        if not settings.enabled:
+            pladis.remove(self.pipe)
+            return None
+        try:
+            return pladis.apply(self.pipe, scale=settings.scale, alpha=settings.alpha,
+                                temperature=settings.temperature, layers=settings.layers,
+                                backbone=self.spec.name, start=settings.start, end=settings.end)
+        except ValueError as error:
+            raise UsageError(one_line(error)) from None
+
+    def generate(self, prompt: str, seed: int, progress: Any = None,
+                 extra: dict[str, Any] | None = None) -> tuple[Any, float]:
+        """One PIL image for ``prompt`` with a CPU generator seeded ``seed``, and the seconds it took."""
+        import torch
+
+        kwargs = {**self.call_kwargs, **(extra or {})}
+        if progress is not None and _takes_step_callback(self.pipe):
+            kwargs["callback_on_step_end"] = progress.on_step
+        generator = torch.Generator("cpu").manual_seed(seed)
+        start = time.perf_counter()
+        image = self.pipe(prompt=prompt, generator=generator, output_type="pil", **kwargs).images[0]
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        if progress is not None:
+            progress.advance()
+        return image, seconds
+
+    @property
+    def steps(self) -> int | None:
+        timesteps = self.call_kwargs.get("timesteps")
+        return len(timesteps) if timesteps else self.call_kwargs.get("num_inference_steps")
+
+    def describe(self) -> dict[str, Any]:
+        """The model and sampling settings, for sidecars."""
+        sampling = {key: value for key, value in self.call_kwargs.items() if _jsonable(value)}
+        return {
+            "model": {"source": self.source, "embedded": self.embedded,
+                      "embedded_description": EMBEDDED_DEFAULT.description if self.embedded else None,
+                      "backbone": self.spec.name, "adapter": self.adapter,
+                      "pipeline_class": type(self.pipe).__name__,
+                      "scheduler": type(self.pipe.scheduler).__name__, "preset": self.preset},
+            "sampling": sampling,
+            "guidance": self.guidance,
+            "device": self.device,
+            "dtype": self.dtype,
+        }
+
+    def caption(self) -> str:
+        """A one-line summary of the model and sampling settings for image captions."""
+        parts = [f"model {self.source}", f"backbone {self.spec.name}", f"{self.steps} steps",
+                 f"CFG {self.call_kwargs.get('guidance_scale', '?')}"]
+        parts += [f"{name.split('_')[0].upper()} {value:g}" for name, value in self.guidance.items()
+                  if name.endswith("_scale") and value]
+        return " · ".join(parts)
+
+
+def load_session(args: argparse.Namespace) -> Session:
+    """Resolve backbone, device, dtype and preset from ``args``, then load the model once."""
+    import torch
+
+    import pladis.adapters
+
+    device = device_for(args.device)
+    dtype_name = args.dtype or ("fp16" if device == "cuda" else "fp32")
+    dtype = getattr(torch, _DTYPES[dtype_name])
+    if args.pag_scale and args.seg_scale:
+        raise UsageError("--pag-scale and --seg-scale cannot be combined (both use the perturbed batch)")
+    pag = bool(args.pag_scale)
+    registry = pladis.adapters.default_registry()
+    info = registry_get(registry, args.backbone) if args.backbone else None
+
+    start = time.perf_counter()
+    embedded = args.model is None and info is None
+    if embedded:
+        info = registry_get(registry, EMBEDDED_DEFAULT.backbone)
+        check_preset(info.spec, args.preset)
+        pipe, source = EMBEDDED_DEFAULT.build(pag=pag), EMBEDDED_DEFAULT.name
+        with _quiet_diffusers():
+            pipe.to(dtype=dtype)
+    else:
+        if info is None:
+            info = detect(registry, args.model)
+        elif args.model is not None:
+            check_fit(registry, info.spec, args.model)
+        check_preset(info.spec, args.preset)
+        pipe = load(info.spec, args.model, dtype=dtype, pag=pag, variant=args.variant, extra=dict(args.load_arg))
+        source = args.model or str(info.spec.extra.get("default_model", info.spec.name))
+    with _quiet_diffusers():  # from_pipe / to() warn about fp32 modules they do not have
+        if args.seg_scale:
+            pipe = to_seg(pipe, args.seg_layers)
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    load_s = time.perf_counter() - start
+
+    preset_name = args.preset or getattr(pipe, "_pladis_preset", None) or info.spec.default_preset
+    call_kwargs = info.spec.preset(preset_name).configure(pipe) if preset_name else {}
+    if embedded:
+        call_kwargs.update(EMBEDDED_DEFAULT.call_defaults)
+    if args.steps is not None:
+        call_kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
+    guidance = _guidance(args)
+    call_kwargs.update(_overrides(args), **{k: v for k, v in guidance.items() if k != "seg_layers"})
+    return Session(pipe=pipe, spec=info.spec, source=source, embedded=embedded, device=device,
+                   dtype=dtype_name, preset=preset_name, call_kwargs=call_kwargs, guidance=guidance,
+                   load_s=load_s, adapter={"distribution": info.distribution, "version": info.version})
+
+
+@contextlib.contextmanager
+def _quiet_diffusers() -> Iterator[None]:
+    """diffusers' logging at ERROR level for the duration (its warnings stay on for loading)."""
+    from diffusers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def _guidance(args: argparse.Namespace) -> dict[str, Any]:
+    if args.pag_scale:
+        return {"pag_scale": args.pag_scale}
+    if args.seg_scale:
+        guidance = {"seg_scale": args.seg_scale, "seg_layers": args.seg_layers}
+        if args.seg_blur_sigma is not None:
+            guidance["seg_blur_sigma"] = args.seg_blur_sigma
+        return guidance
+    return {}
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if args.steps is not None:
+        kwargs["num_inference_steps"] = args.steps
+    if args.guidance_scale is not None:
+        kwargs["guidance_scale"] = args.guidance_scale
+    for name in ("height", "width", "negative_prompt"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
+    kwargs.update(dict(args.call_arg))
+    return kwargs
+
+
+def _takes_step_callback(pipe: Any) -> bool:
+    for cls in type(pipe).__mro__:
+        call = cls.__dict__.get("__call__")
+        if call is not None and "callback_on_step_end" in inspect.signature(call).parameters:
+            return True
+    return False
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

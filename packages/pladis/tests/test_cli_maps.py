@@ -1,0 +1,143 @@
+"""Attention maps: the recorder hook leaves images unchanged, records the conditional branch, and
+``pladis maps`` writes the Figure-10-style figure from a pipeline folder (``--model DIR``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pladis
+from pladis.cli import main
+from pladis.cli._attention_maps import AttentionMapStore, install_recorders, prompt_tokens
+from pladis.cli.maps import _cond_index
+
+TINY = ["--steps", "2", "--height", "32", "--width", "32", "--device", "cpu"]
+PROMPT = "a red circle left of a blue square"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny(backbone: str):
+    import importlib
+
+    module = importlib.import_module(f"pladis_adapter_{backbone}")
+    pipe = module.tiny_pipeline(0)
+    kwargs = dict(importlib.import_module(f"pladis_adapter_{backbone}.tiny").FAST_CALL_KWARGS)
+    return pipe, kwargs
+
+
+def _image(pipe, kwargs, **extra):
+    return pipe(PROMPT, generator=torch.Generator().manual_seed(0), **{**kwargs, **extra}).images[0]
+
+
+@pytest.mark.parametrize("backbone", ["sd15", "sdxl", "sana"])
+def test_recorder_leaves_images_unchanged(backbone):
+    pipe, kwargs = _tiny(backbone)
+    plain = _image(pipe, kwargs)
+    handle = pladis.apply(pipe, scale=2.0, alpha=1.5)
+    boosted = _image(pipe, kwargs)
+
+    store = AttentionMapStore(lambda batch: _cond_index(pipe, batch))
+    install_recorders(handle, store, baseline=False)
+    assert np.array_equal(_image(pipe, kwargs), boosted)  # PLADIS on, recorded: same image
+    assert store.steps == 2 and sorted(store.sums) == sorted(handle.layer_names)
+
+    baseline_store = AttentionMapStore(lambda batch: _cond_index(pipe, batch))
+    install_recorders(handle, baseline_store, baseline=True)
+    assert np.array_equal(_image(pipe, kwargs), plain)  # PLADIS off, recorded: the untouched image
+    handle.remove()
+    assert np.array_equal(_image(pipe, kwargs), plain)
+
+    for recorded in (store, baseline_store):
+        maps = recorded.maps(32, 32)
+        # every query's weights sum to 1 over the keys (softmax and α-entmax both do), so do the maps
+        torch.testing.assert_close(maps.sum(0), torch.ones(maps.shape[1:]), atol=1e-4, rtol=0)
+    assert not torch.allclose(store.maps(32, 32), baseline_store.maps(32, 32))
+
+
+def test_recorder_reads_the_conditional_branch():
+    pipe, kwargs = _tiny("sd15")
+    seen: list[tuple[int, int]] = []
+
+    def cond_index(batch: int) -> int:
+        seen.append((batch, _cond_index(pipe, batch)))
+        return seen[-1][1]
+
+    handle = pladis.apply(pipe)
+    install_recorders(handle, AttentionMapStore(cond_index), baseline=False)
+    _image(pipe, kwargs, guidance_scale=5.0)  # CFG: batch [uncond, cond]
+    assert set(seen) == {(2, 1)}
+    seen.clear()
+    _image(pipe, kwargs, guidance_scale=1.0)  # no CFG: batch [cond]
+    assert set(seen) == {(1, 0)}
+    handle.remove()
+
+
+def test_prompt_tokens_are_the_key_positions():
+    pipe, _ = _tiny("sd15")
+    tokens = prompt_tokens(pipe.tokenizer, PROMPT, 77)
+    assert [text for _, text in tokens] == PROMPT.split()
+    assert [position for position, _ in tokens] == list(range(1, 9))  # after <|startoftext|>
+
+
+@pytest.fixture(scope="module")
+def sdxl_dir(tmp_path_factory):
+    from pladis_adapter_sdxl import tiny_pipeline
+
+    path = tmp_path_factory.mktemp("models") / "sdxl"
+    tiny_pipeline(0).save_pretrained(path)
+    return path
+
+
+def _run(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def test_maps_command_writes_figure_sidecar_and_raw_maps(sdxl_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _run("maps", PROMPT, "--model", sdxl_dir, *TINY, "--out", "maps", "--max-tokens", "5") == 0
+    assert _run("generate", PROMPT, "--model", sdxl_dir, *TINY, "--scale", "0", "--out", "off", "-q") == 0
+    assert _run("generate", PROMPT, "--model", sdxl_dir, *TINY, "--out", "on", "-q") == 0
+    stem = tmp_path / "maps/00-a-red-circle-left-of-a-blue-square-maps"
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    figure = Image.open(stem.with_suffix(".png"))
+    layout = meta["grid"]
+    assert (layout["rows"], layout["cols"]) == (2, 6) and list(figure.size) == layout["size"]
+    assert [t["text"] for t in meta["tokens"]] == ["a", "red", "circle", "left", "of"]
+    assert [t["position"] for t in meta["tokens"]] == [1, 2, 3, 4, 5]
+    assert meta["recorded"]["steps"] == 2 and len(meta["recorded"]["layers"]) == 8  # every cross-attention
+    assert meta["baseline"]["enabled"] is False and meta["pladis"]["scale"] == 2.0
+    # the image column shows exactly what `generate` produces with PLADIS off and on: the hook changes nothing
+    for row, folder in ((0, "off"), (1, "on")):
+        image = Image.open(tmp_path / folder / "00-a-red-circle-left-of-a-blue-square.png").convert("RGB")
+        expected = np.asarray(image.resize(tuple(layout["cell"]), Image.Resampling.NEAREST))
+        assert np.array_equal(np.asarray(figure.crop(tuple(layout["boxes"][row * 6]))), expected)
+    raw = np.load(stem.with_suffix(".npz"))
+    assert raw["baseline"].shape == raw["pladis"].shape == (5, *meta["recorded"]["map_size"])
+    assert list(raw["tokens"]) == ["a", "red", "circle", "left", "of"]
+    assert raw["baseline"].min() >= 0 and not np.allclose(raw["baseline"], raw["pladis"])
+
+
+def test_maps_token_selection(sdxl_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _run("maps", PROMPT, "--model", sdxl_dir, *TINY, "--tokens", "circle,square", "-q") == 0
+    meta = json.loads((tmp_path / "outputs/maps/00-a-red-circle-left-of-a-blue-square-maps.json").read_text())
+    assert [(t["position"], t["text"]) for t in meta["tokens"]] == [(3, "circle"), (8, "square")]
+    assert meta["grid"]["cols"] == 3
+
+    capsys.readouterr()
+    assert _run("maps", PROMPT, "--model", sdxl_dir, *TINY, "--tokens", "dog") == 2
+    err = capsys.readouterr().err  # checked once the tokenizer is loaded: after the loading bars
+    errors = [line for line in err.splitlines() if line.startswith("pladis")]
+    assert len(errors) == 1 and errors[0].startswith("pladis: error: --tokens: none of ['dog'] is a token of")
+    assert "its tokens are ['a', 'red', 'circle'" in errors[0] and "Traceback" not in err
