@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pladis_adapter_sdxl import SDXL_DENOISER_CONFIG, SDXL_PIPELINES
 from pladis_adapter_sdxl import load_pipeline as load_sdxl
 from pladis_adapter_sdxl import tiny_pipeline as tiny_sdxl
-from pladis_adapter_sdxl.tiny import FAST_CALL_KWARGS
-from pladis_registry import UNET_LAYER_GROUPS, AdapterSpec, Preset, hookimpl
+from pladis_adapter_sdxl.family import distilled_adapter_spec
+from pladis_registry import Preset, hookimpl
 from pladis_registry.kit.distilled import DistilledModel
 
 MODEL_ID = "tianweiy/DMD2"
@@ -55,31 +54,18 @@ def load_pipeline(model: str | os.PathLike[str] | None = None, *, steps: int | s
     return DISTILLED.load(load_sdxl, model, steps=steps, kind=kind, weights=weights, lora_scale=lora_scale,
                           variant=variant, torch_dtype=torch_dtype, pag=pag, **kwargs)
 
-#: A cheap call of :func:`tiny_pipeline` on top of a preset's call kwargs (the preset sets steps and CFG).
-TINY_CALL_KWARGS: dict[str, Any] = {k: v for k, v in FAST_CALL_KWARGS.items() if k != "num_inference_steps"}
-
 
 def tiny_pipeline(seed: int = 0, *, sample_size: int = 8, pag: bool = False) -> Any:
     """The tiny random SDXL pipeline tagged as DMD2, with the 1-step preset's scheduler (LCM)."""
     return DISTILLED.tiny(tiny_sdxl, seed, sample_size=sample_size, pag=pag)
 
 
-SPEC = AdapterSpec(
-    name="dmd2",
+SPEC = distilled_adapter_spec(
+    DISTILLED,
     description="DMD2 (Yin et al.): SDXL distilled by distribution matching to 1/4 steps, UNet or LoRA, no CFG",
-    pipeline_classes=SDXL_PIPELINES,
-    denoiser_classes=("UNet2DConditionModel",),
-    denoiser_config=SDXL_DENOISER_CONFIG,
     model_id_patterns=(r"(?<![a-z0-9])dmd[-_ ]?2(?![0-9])",),
-    layer_groups=UNET_LAYER_GROUPS,
-    attention_style="sd",
-    presets=PRESETS,
-    default_preset="4step",
-    priority=10,
     tiny=tiny_pipeline,
-    tiny_call_kwargs=TINY_CALL_KWARGS,
     load=load_pipeline,
-    extra=DISTILLED.extra(),
 )
 
 
