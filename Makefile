@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
-PROJECTS := registry packages/pladis $(sort $(dir $(wildcard adapters/*/pyproject.toml))) \
+PROJECTS := registry $(sort $(dir $(wildcard packages/*/pyproject.toml adapters/*/pyproject.toml))) \
             $(sort $(dir $(wildcard integration_tests/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 
