@@ -91,7 +91,11 @@ def apply(
 
     previous: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
     prior = previous.originals if previous is not None else {}
-    originals = {name: prior.get(name, module.processor) for name, module in selected.items()}
+    # a module still carrying our processor keeps its recorded original; anything else is the new original
+    originals = {
+        name: prior[name] if name in prior and isinstance(module.processor, PLADISAttnProcessor) else module.processor
+        for name, module in selected.items()
+    }
     _check_wrappable(originals)
 
     if previous is not None:
