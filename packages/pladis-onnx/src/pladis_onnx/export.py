@@ -9,6 +9,7 @@ transformers < 4.58, and this repo runs transformers 5.x.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -217,7 +218,8 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
                     module.to(half)
         export_denoiser(denoiser.eval(), out / "denoiser.onnx", alpha=alpha, temperature=temperature,
                         static_scale=static_scale, opset=opset, style=style)
-        _export_text_encoders(pipe, kind, out, opset)
+        with _eager_text_attention(pipe) if fp16 else contextlib.nullcontext():
+            _export_text_encoders(pipe, kind, out, opset)
         _export_vae(pipe, kind, out, opset)
     finally:
         if fp16:
@@ -230,6 +232,30 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
     meta = _metadata(pipe, denoiser, kind, spec.name, alpha, temperature, static_scale, opset, fp16)
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2))
     return out
+
+
+@contextlib.contextmanager
+def _eager_text_attention(pipe: Any) -> Any:
+    """Trace the text encoders with eager attention (restored on exit).
+
+    The TorchScript symbolic of ``scaled_dot_product_attention`` turns a boolean mask (the CLIP causal
+    mask, Gemma's padding mask) into a float32 additive mask, so an fp16 encoder traced with SDPA gets
+    float32/float16 type clashes that ONNX Runtime refuses to load. Eager attention adds a mask of the
+    model's dtype and softmaxes in fp32 explicitly, which exports cleanly in fp16.
+    """
+    changed = []
+    for name in ("text_encoder", "text_encoder_2"):
+        encoder = getattr(pipe, name, None)
+        config = getattr(encoder, "config", None)
+        current = getattr(config, "_attn_implementation", None)
+        if hasattr(encoder, "set_attn_implementation") and current not in (None, "eager"):
+            encoder.set_attn_implementation("eager")
+            changed.append((encoder, current))
+    try:
+        yield
+    finally:
+        for encoder, current in changed:
+            encoder.set_attn_implementation(current)
 
 
 def _export_text_encoders(pipe: Any, kind: str, out: Path, opset: int) -> None:
@@ -291,6 +317,7 @@ def _metadata(pipe: Any, denoiser: Any, kind: str, backbone: str, alpha: float, 
         "out_channels": int(config.out_channels),
         "default_sample_size": int(getattr(pipe, "default_sample_size", None) or config.sample_size),
         "scheduler_class": type(pipe.scheduler).__name__,
+        "preset": getattr(pipe, "_pladis_preset", None),
     }
     if kind == "sdxl":
         meta["force_zeros_for_empty_prompt"] = bool(pipe.config.get("force_zeros_for_empty_prompt", True))

@@ -80,6 +80,9 @@ class OnnxPipeline:
         if missing:
             raise FileNotFoundError(f"export directory {directory} is missing component(s): {', '.join(missing)}")
         providers = resolve_providers(provider)
+        if session_options is None:  # warnings only (e.g. fp16 nodes ORT cannot constant-fold) stay quiet
+            session_options = ort.SessionOptions()
+            session_options.log_severity_level = 3
         sessions = {n: ort.InferenceSession(str(directory / f"{n}.onnx"), sess_options=session_options,
                                             providers=providers) for n in names}
         tokenizers = [AutoTokenizer.from_pretrained(directory / n) for n in tok_names]
@@ -104,12 +107,16 @@ class OnnxPipeline:
         spec = default_registry().get(self.meta["backbone"]).spec
         base = getattr(diffusers, self.meta["scheduler_class"])
         config = {k: v for k, v in self.scheduler_config.items() if not k.startswith("_")}
-        return spec.preset(preset).make_scheduler(config, base)
+        return spec.preset(self.resolve_preset(preset)).make_scheduler(config, base)
+
+    def resolve_preset(self, preset: str | None = None) -> str | None:
+        """``preset``, else the preset the exported pipeline was loaded with (if any), else the adapter's."""
+        return preset if preset is not None else self.meta.get("preset")
 
     def preset_kwargs(self, preset: str | None = None) -> dict[str, Any]:
         from pladis.adapters import default_registry
 
-        return default_registry().get(self.meta["backbone"]).spec.preset(preset).call_kwargs()
+        return default_registry().get(self.meta["backbone"]).spec.preset(self.resolve_preset(preset)).call_kwargs()
 
     # -- running ---------------------------------------------------------------------------------
     def _run(self, name: str, **feeds: Any) -> list[np.ndarray]:
@@ -164,7 +171,7 @@ class OnnxPipeline:
         latents = randn_tensor(shape, generator=generator, dtype=torch.float32)
         if kind != "sana":  # SanaPipeline.prepare_latents does not scale by init_noise_sigma
             latents = latents * scheduler.init_noise_sigma
-        step_kwargs = _step_kwargs(scheduler, generator)
+        step_kwargs = _step_kwargs(scheduler, generator, float(defaults.get("eta", 0.0)))
         if kind == "sdxl" and hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(0)
         for t in steps:
@@ -242,14 +249,16 @@ class OnnxPipeline:
         return embeds, {"text_embeds": pooled, "time_ids": time_ids}
 
 
-def _step_kwargs(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
-    """As diffusers' ``prepare_extra_step_kwargs`` (eta = 0, the generator where the scheduler takes one)."""
+def _step_kwargs(scheduler: Any, generator: torch.Generator, eta: float = 0.0) -> dict[str, Any]:
+    """As diffusers' ``prepare_extra_step_kwargs``: ``eta`` (the preset's, else 0) and the generator where the
+    scheduler takes them — the same generator that drew the initial latents, so ancestral / stochastic
+    schedulers (Euler Ancestral, LCM, TCD) draw the same noise as the PyTorch pipeline."""
     import inspect
 
     params = set(inspect.signature(scheduler.step).parameters)
     kwargs: dict[str, Any] = {}
     if "eta" in params:
-        kwargs["eta"] = 0.0
+        kwargs["eta"] = eta
     if "generator" in params:
         kwargs["generator"] = generator
     return kwargs

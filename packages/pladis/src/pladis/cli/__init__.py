@@ -1,13 +1,15 @@
-"""The ``pladis`` command line: generate, compare, sweep, attention maps and plugins.
+"""The ``pladis`` command line: generate, compare, sweep, attention maps, plugins and ONNX export.
 
     pladis compare "a red circle left of a blue square" --out outputs/demo
     pladis generate "a photo of a cat" --model stable-diffusion-v1-5/stable-diffusion-v1-5
     pladis sweep -f prompts.txt --model path/to/pipeline --scales 0,1,2,3 --alphas 1.5,2
     pladis maps "a red circle left of a blue square" --tokens circle,square
     pladis plugins
+    pladis export-onnx --model path/to/pipeline --out onnx/ && pladis generate "a cat" --onnx onnx/ --scale 2
 
 Every command loads the model once (``--model`` hub id or folder; omitted: the embedded default of
 :mod:`pladis.cli._defaults`), writes PNGs with JSON sidecars to ``--out`` and shows progress bars.
+``export-onnx`` and ``generate --onnx`` need the optional ``pladis-onnx`` (``pip install "pladis[onnx]"``).
 Exit status: 0 success, 2 usage or input error, 1 runtime error; errors print one line,
 ``pladis: error: <message>`` (``PLADIS_DEBUG=1`` shows the traceback instead).
 """
@@ -19,12 +21,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import compare, generate, maps, plugins, sweep
+from . import compare, export_onnx, generate, maps, plugins, sweep
 from ._errors import EXIT_RUNTIME, EXIT_USAGE, CLIError, one_line
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (generate, compare, sweep, maps, plugins)
+COMMANDS = (generate, compare, sweep, maps, plugins, export_onnx)
 PROG = "pladis"
 EPILOG = """exit status: 0 success, 2 usage or input error, 1 runtime error (PLADIS_DEBUG=1 shows tracebacks).
 Paper: Kim & Sim, PLADIS (arXiv:2503.07677), Eq. 15: At = At_dense + λ·(At_α-entmax − At_dense)."""

@@ -15,6 +15,9 @@ DTYPES = ("fp32", "fp16", "bf16")
 #: λ values of ``pladis sweep`` (the paper's Figures 5, 18 and 19 sweep λ; 0 is the baseline).
 DEFAULT_SWEEP_SCALES = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0)
 DEFAULT_SWEEP_ALPHAS = (1.5, 2.0)
+#: Defaults of --scale, --alpha and --temperature (``generate`` resolves unset values with
+#: :func:`fill_pladis_defaults`, so that ``--onnx`` can tell them from values given on the command line).
+DEFAULT_SCALE, DEFAULT_ALPHA, DEFAULT_TEMPERATURE = 2.0, 1.5, 1.0
 
 
 # --- argparse value types: invalid values are usage errors (exit status 2) -------------------------------
@@ -179,11 +182,11 @@ def add_pladis_options(parser: argparse.ArgumentParser, *, sweep: bool = False) 
         group.add_argument("--alphas", type=number_list(alpha_value), default=list(DEFAULT_SWEEP_ALPHAS),
                            metavar="A1,A2,…", help="α values, the grid's rows (default: 1.5,2)")
     else:
-        group.add_argument("--scale", type=scale_value, default=2.0, metavar="LAMBDA",
+        group.add_argument("--scale", type=scale_value, default=DEFAULT_SCALE, metavar="LAMBDA",
                            help="λ: 0 = off, 1 = pure sparse, >1 extrapolates (default: 2.0)")
-        group.add_argument("--alpha", type=alpha_value, default=1.5, metavar="ALPHA",
+        group.add_argument("--alpha", type=alpha_value, default=DEFAULT_ALPHA, metavar="ALPHA",
                            help="sparse map in [1, 2]: 1.5 = entmax15, 2 = sparsemax (default: 1.5)")
-    group.add_argument("--temperature", type=positive_float, default=1.0, metavar="T",
+    group.add_argument("--temperature", type=positive_float, default=DEFAULT_TEMPERATURE, metavar="T",
                        help="divides the sparse logits (default: 1.0)")
     group.add_argument("--layers", type=layers_value, default="all", metavar="SEL",
                        help='cross-attention layers: "all", groups ("mid,up") or block ranges ("0-9")')
@@ -224,6 +227,13 @@ class PladisSettings:
     def as_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "scale": self.scale, "alpha": self.alpha, "temperature": self.temperature,
                 "layers": self.layers, "start": self.start, "end": self.end}
+
+
+def fill_pladis_defaults(args: argparse.Namespace) -> None:
+    """Replace unset (None) --scale / --alpha / --temperature with their defaults."""
+    for name, default in (("scale", DEFAULT_SCALE), ("alpha", DEFAULT_ALPHA), ("temperature", DEFAULT_TEMPERATURE)):
+        if getattr(args, name, None) is None:
+            setattr(args, name, default)
 
 
 def pladis_settings(args: argparse.Namespace, *, scale: float | None = None,

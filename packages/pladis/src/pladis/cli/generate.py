@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import _options
+from . import _onnx, _options
 from ._output import Run, stem
 from ._session import load_session
 
@@ -12,7 +12,8 @@ HELP = "generate images with PLADIS"
 DESCRIPTION = """Generate one image per prompt with PLADIS on the model's cross-attention (Eq. 15).
 
 Writes NN-<prompt>.png and a JSON sidecar NN-<prompt>.json (settings, versions, timings) per prompt.
-Example: pladis generate "a photo of a cat" --model stable-diffusion-v1-5/stable-diffusion-v1-5 --scale 2"""
+Example: pladis generate "a photo of a cat" --model stable-diffusion-v1-5/stable-diffusion-v1-5 --scale 2
+ONNX Runtime: pladis export-onnx --model ID_OR_DIR --out onnx/ && pladis generate "a cat" --onnx onnx/ --scale 2"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,13 +23,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _options.add_model_options(parser)
     _options.add_sampling_options(parser)
     _options.add_pladis_options(parser)
+    _onnx.add_options(parser)
     _options.add_output_options(parser, "outputs/generate")
-    parser.set_defaults(run=run)
+    # unset λ/α/T stay None until run(): --onnx tells values given on the command line from defaults
+    parser.set_defaults(run=run, scale=None, alpha=None, temperature=None)
 
 
 def run(args: argparse.Namespace) -> int:
     prompts = _options.read_prompts(args)
     _options.check_window(args)
+    if args.onnx is not None:
+        return _onnx.generate(args, prompts)
+    _onnx.check_unused(args)
+    _options.fill_pladis_defaults(args)
     session = load_session(args)
     settings = _options.pladis_settings(args)
     handle = session.apply(settings)
