@@ -205,10 +205,18 @@ def test_readme_main_command_runs_on_the_embedded_default(cli, tmp_path):
     assert result.code == 0, result.err
     compare = tmp_path / "outputs/demo/00-a-red-circle-left-of-a-blue-square-compare.png"
     meta = sidecar(compare)
-    assert meta["model"]["embedded"] is True and meta["model"]["source"] == "embedded:tiny-sdxl"
-    assert "placeholder" in meta["model"]["embedded_description"]
+    assert meta["model"]["embedded"] is True and meta["model"]["source"] == "embedded:toy"
+    assert meta["model"]["backbone"] == "sd15" and "toy model" in meta["model"]["embedded_description"]
     assert meta["image_size"] == list(Image.open(compare).size)
-    assert Image.open(str(compare).replace("compare", "pladis")).size == (64, 64)
+    assert Image.open(str(compare).replace("compare", "pladis")).size == (16, 16)
+
+
+def test_embedded_default_missing_is_one_clear_line(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLADIS_TOY_MODEL", str(tmp_path / "nowhere"))
+    result = cli("generate", "a red circle", "--out", "x")
+    assert result.code != 0
+    assert result.err.strip().startswith("pladis: error: the embedded toy model is not at")
+    assert "Traceback" not in result.err
 
 
 def test_plugins_lists_distributions_versions_and_backbones(cli):

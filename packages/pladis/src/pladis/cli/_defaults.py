@@ -1,20 +1,37 @@
 """The CLI's embedded default model, used when ``--model`` is omitted: the ONE place to change it.
 
-For now it is a tiny random-weight SDXL-architecture pipeline built in-process from the real
-diffusers/transformers classes (``pladis_adapter_sdxl.tiny_pipeline(seed=0)``): a placeholder until the
-project ships a trained toy model. Its images are noise-like, but every command runs end to end on it
-and writes real files, offline, in seconds.
+It is the project's trained toy model, ``models/toy`` in the repository (an SD 1.x pipeline: 16 px
+pixel-space UNet, 2-layer CLIP text encoder, identity VAE; trained by ``tools/toy/train.py``). The
+folder is found next to the installed sources (editable install) or through ``PLADIS_TOY_MODEL``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ._errors import UsageError
+
+TOY_MODEL_ENV = "PLADIS_TOY_MODEL"
+
+
+def toy_model_dir() -> Path:
+    """The toy model folder: ``$PLADIS_TOY_MODEL`` or ``<repo>/models/toy`` (a usage error if absent)."""
+    configured = os.environ.get(TOY_MODEL_ENV)
+    path = Path(configured) if configured else Path(__file__).resolve().parents[5] / "models" / "toy"
+    if not (path / "model_index.json").is_file():
+        raise UsageError(
+            f"the embedded toy model is not at {str(path)!r} (it ships in the repository's models/toy; "
+            f"set {TOY_MODEL_ENV} to its folder or pass --model)"
+        )
+    return path
 
 
 @dataclass(frozen=True)
 class EmbeddedModel:
-    """A model the CLI can build without weights files: its backbone, call defaults and factory."""
+    """A model the CLI can use without a ``--model``: its backbone, call defaults and factory."""
 
     name: str
     backbone: str
@@ -23,15 +40,19 @@ class EmbeddedModel:
 
     def build(self, *, pag: bool = False) -> Any:
         """The pipeline (the PAG variant of it when ``pag``)."""
-        from pladis_adapter_sdxl import tiny_pipeline
+        import diffusers
 
-        return tiny_pipeline(seed=0, pag=pag)
+        cls = diffusers.StableDiffusionPAGPipeline if pag else diffusers.StableDiffusionPipeline
+        pipe = cls.from_pretrained(str(toy_model_dir()), local_files_only=True)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
 
 EMBEDDED_DEFAULT = EmbeddedModel(
-    name="embedded:tiny-sdxl",
-    backbone="sdxl",
-    description="tiny random-weight SDXL-architecture pipeline built in-process "
-    "(placeholder until a trained toy model ships)",
-    call_defaults={"num_inference_steps": 4, "height": 64, "width": 64},
+    name="embedded:toy",
+    backbone="sd15",
+    description="the project's trained 16 px toy model (models/toy: shapes, colours, counts, relations; "
+    "tools/toy/train.py)",
+    # CFG hurts this small model (see the README's alignment table), so the default is no guidance.
+    call_defaults={"num_inference_steps": 20, "height": 16, "width": 16, "guidance_scale": 1.0},
 )
