@@ -102,10 +102,9 @@ def test_static_scale_bakes_lambda(tmp_path) -> None:
     assert "pladis_scale" not in names and "sample" in names
 
 
+@pytest.mark.parametrize("exported", ["sd15"], indirect=True)
 def test_clear_errors(exported, tmp_path) -> None:
     name, out, _ = exported
-    if name != "sd15":
-        pytest.skip("checked once")
     pipe, _ = _tiny("sd15")
     with pytest.raises(ValueError, match="opset 13 is too old"):
         export_pipeline(pipe, tmp_path / "x", opset=13)
