@@ -1,17 +1,25 @@
 """The α-entmax family (Peters et al. 2019; PLADIS Eq. 11 and Eq. 24), solved without sorting.
 
 α-entmax(z) = [(α−1)·z − τ]₊^{1/(α−1)} with the threshold τ chosen so that the output sums to 1
-(Eq. 24). α = 1 is softmax, α = 2 is sparsemax. We work in the shifted, scaled domain
-x = (α−1)·(z − max z), where max x = 0 and τ ∈ [−1, 0). On that domain
+(Eq. 24). α = 1 is softmax, α = 2 is sparsemax. The solver works on logits shifted to max 0,
+x = z − max z, with a scale c = (α−1)/temperature, so the scores of Eq. 24 are c·x ≤ 0 and τ ∈ [−1, 0).
+With k = 1/(α−1),
 
-    f(τ) = Σᵢ [xᵢ − τ]₊^k − 1,   k = 1/(α−1) ≥ 1,
+    f(τ) = Σᵢ [c·xᵢ − τ]₊^k − 1   and   φ(τ) = (f(τ) + 1)^{1/k}   (the ℓk norm of [c·x − τ]₊)
 
-is convex and decreasing, so Newton's method started at τ₀ = −1 (where f ≥ 0) rises monotonically to
-the root without bracketing. For α = 2 the Newton step is Michelot's algorithm, exact once the support
-is found; for α = 1.5 the quadratic on the current support is solved in closed form and accepted as
-soon as it is consistent with that support. Other α stop when the Newton step falls below fp32
-resolution. τ is always computed in float32; the result is cast back to the input dtype.
+are convex and decreasing, so Newton's method on φ − 1 from any point gives a lower bound of the root and
+then rises monotonically to it — no bracketing, no sort. For α = 2 the step is Michelot's algorithm.
+Start: τ₀ = max(−1, c·mean(x) − n^{−1/k}) — both lower bounds (max c·x = 0; Jensen), the second exact
+for a uniform row. Each pass is one sweep over the row computing a few sums.
 
+α = 2 and α = 1.5 are solved exactly: each pass also solves f = 0 in closed form on the current support
+S = {c·x > τ} (α = 2: δ = (Σy − 1)/|S|; α = 1.5: δ = (Σy² − 1)/(Σy + √((Σy)² − |S|(Σy² − 1))), y = [c·x − τ]₊)
+and accepts τ + δ once it keeps S, i.e. 0 ≤ δ ≤ min_S y: f then coincides with that closed form at τ + δ,
+which is therefore the unique root, exact to fp32 rounding. Other α stop when the Newton step or the
+residual Σp − 1 reaches fp32 resolution. τ is always computed in float32.
+
+The solver runs a fixed number of sync-free passes (:func:`threshold_passes`, also traced by
+``torch.compile``); rows still unconverged are gathered and finished on their own (:func:`solve_threshold`).
 Masked entries (−inf) get exactly 0; a row that is entirely masked returns all zeros.
 These kernels are for inference: τ is computed without autograd.
 """
@@ -24,8 +32,14 @@ from ._checks import check_alpha
 
 __all__ = ["entmax", "entmax_threshold", "sparsemax", "entmax15"]
 
-_MAX_ITER = 50
-_TOL = 1e-7
+_MAX_ITER = 64
+# |Σp − 1|·(α − 1) at which a row counts as solved (see converged); an exactly solved row (α = 1.5, 2)
+# sits at ~1e-7. Larger k = 1/(α−1) raises fp32's floor on Σp and lowers p's sensitivity to it.
+_RESIDUAL_TOL = 4e-7
+_PHI_PASSES = 2
+# Sync-free passes before the first convergence check (most rows of attention scores are solved by then).
+WARM_PASSES = {2.0: 3, 1.5: 3}
+WARM_PASSES_OTHER = 4
 
 
 def entmax(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) -> torch.Tensor:
@@ -65,29 +79,76 @@ def entmax_threshold(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) ->
     if alpha == 1.0:
         raise ValueError("alpha must be in (1, 2] for a threshold (α = 1 is softmax, which has none)")
     z = scores.movedim(dim, -1).float()
-    x, row_max, _ = _shifted(z, alpha)
-    tau = _solve_threshold(x, alpha)
-    return (tau + (alpha - 1.0) * row_max).movedim(-1, dim)
+    x, row_max, _ = _shifted(z)
+    t = solve_threshold(x, alpha - 1.0, alpha)[0]
+    return ((alpha - 1.0) * (t + row_max)).movedim(-1, dim)
 
 
 def _entmax_last_dim(z: torch.Tensor, alpha: float) -> torch.Tensor:
     """α-entmax over the last dim of a float32 tensor."""
     if alpha == 1.0:
         return _safe_softmax(z)
-    x, _, dead = _shifted(z, alpha)
-    tau = _solve_threshold(x, alpha)
-    y = (x - tau).clamp_min_(0.0)
-    if alpha == 2.0:
-        probs = y
-    elif alpha == 1.5:
-        probs = y.square_()
-    else:
-        probs = y.pow_(1.0 / (alpha - 1.0))
-    total = probs.sum(-1, keepdim=True)
-    probs = probs.div_(total.clamp_min_(torch.finfo(torch.float32).tiny))
+    x, _, dead = _shifted(z)
+    probs = entmax_shifted(x, alpha - 1.0, alpha)
     if dead is not None:
         probs = probs.masked_fill_(dead, 0.0)
     return probs
+
+
+def entmax_shifted(x: torch.Tensor, c: float, alpha: float) -> torch.Tensor:
+    """α-entmax of c·x for shifted float32 logits x (max 0 in every row), α in (1, 2]."""
+    weights, total = entmax_weights(x, c, alpha)
+    return weights.div_(total)
+
+
+def entmax_weights(
+    x: torch.Tensor, c: float, alpha: float, exp_x: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[c·x − τ]₊^k and its row sums (≈ 1) for the exact τ; differentiable in x with τ held fixed.
+    ``exp_x`` = exp(x), when at hand, tightens the solver's start (:func:`threshold_start`)."""
+    t, weights, total = solve_threshold(x, c, alpha, exp_x=exp_x)
+    if torch.is_grad_enabled() and x.requires_grad:
+        weights, total = support_weights(x, t, c, alpha)
+    return weights, total
+
+
+def support_weights(
+    x: torch.Tensor, t: torch.Tensor, c: float, alpha: float, fused: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 24 before normalising: [c·(x − t)]₊^k (a new tensor) and its row sums, Σp = f(τ) + 1."""
+    y = ((x - t) * c).clamp_min_(0.0)
+    if alpha == 1.5:
+        y = y.square_()
+    elif alpha != 2.0:
+        y = _power(y, 1.0 / (alpha - 1.0), fused)
+    return y, y.sum(-1, keepdim=True).clamp_min_(torch.finfo(torch.float32).tiny)
+
+
+def _power(y: torch.Tensor, exponent: float, fused: bool = False) -> torch.Tensor:
+    """y**exponent for y ≥ 0. Multiples of 1/4 use multiplications and square roots (exact to an ulp or
+    two, cheap in any back-end); others exp2(exponent·log2 y), cheaper than pow both fused by inductor
+    (2.5×) and as eager ops (1.7×)."""
+    quarters = round(exponent * 4)
+    if quarters != 0 and abs(exponent * 4 - quarters) < 1e-9 and abs(quarters) <= 16:
+        whole, part = divmod(abs(quarters), 4)
+        out = y.pow(whole) if whole else None
+        if part:
+            root = y.sqrt()
+            frac = root if part == 2 else root.sqrt() if part == 1 else root * root.sqrt()
+            out = frac if out is None else out * frac
+        return out.reciprocal() if quarters < 0 else out
+    # log2(0) takes a slow path (9 ms instead of 1 ms per 1.6 M values in eager), so zeros are clamped
+    # away first and put back after.
+    positive = y.clamp_min(torch.finfo(torch.float32).tiny)
+    if fused:
+        return torch.where(y > 0, torch.exp2(torch.log2(positive) * exponent), 0.0)
+    return torch.log2(positive).mul_(exponent).exp2_().mul_(torch.sign(y))  # 1.7× faster than pow
+
+
+def converged(total: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Rows whose Σp is 1 to fp32 resolution (|Σp − 1| ≤ k·4e-7, k = 1/(α−1)): measured, their normalised
+    weights are then within 5e-7 of the exact α-entmax for α in [1.05, 2]."""
+    return (total - 1.0).abs() <= _RESIDUAL_TOL / (alpha - 1.0)
 
 
 def _safe_softmax(z: torch.Tensor) -> torch.Tensor:
@@ -97,78 +158,130 @@ def _safe_softmax(z: torch.Tensor) -> torch.Tensor:
     return probs.masked_fill_(dead, 0.0) if bool(dead.any()) else probs
 
 
-def _shifted(z: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """x = (α−1)(z − max z) with max x = 0; rows without a finite max are shifted by 0 and flagged."""
+def _shifted(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """x = z − max z (max x = 0); rows without a finite max are shifted by 0, made uniform and flagged."""
     row_max = z.amax(-1, keepdim=True)
     finite = torch.isfinite(row_max)
     dead = None
     if not bool(finite.all()):
         dead = ~finite
         row_max = row_max.masked_fill(dead, 0.0)
-    x = (z - row_max).mul_(alpha - 1.0)
+    x = z - row_max
     if dead is not None:
         x = x.masked_fill_(dead, 0.0)  # solved as a uniform row, zeroed by the caller
     return x, row_max, dead
 
 
-def _solve_threshold(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    """τ in the shifted domain (max x = 0), float32, shape ``x.shape[:-1] + (1,)``."""
-    with torch.no_grad():
-        if alpha == 2.0:
-            return _solve_sparsemax(x)
-        if alpha == 1.5:
-            return _solve_entmax15(x)
-        return _solve_newton(x, 1.0 / (alpha - 1.0))
+def threshold_start(
+    x: torch.Tensor, c: float, alpha: float, mean: torch.Tensor | None = None, exp_x: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solver state (t, lo) at a lower bound of τ/c: the largest of −1, Jensen's c·mean(x) − n^{−1/k} and,
+    given ``exp_x`` = exp(x), the weighted bounds c·E_w[x] − (Σw)^{−1/k} for w = exp(βx), β = 1, 2, 4.
 
-
-def _solve_sparsemax(x: torch.Tensor) -> torch.Tensor:
-    """Michelot's algorithm: τ ← (Σ_S x − 1)/|S| on S = {x > τ}; exact once |S| stops shrinking."""
-    tau = x.new_full(x.shape[:-1] + (1,), -1.0)
-    size = None
-    for _ in range(x.shape[-1] + 1):
-        support = x > tau
-        new_size = support.sum(-1, keepdim=True)
-        tau = (torch.where(support, x, 0.0).sum(-1, keepdim=True) - 1.0) / new_size.clamp_min(1)
-        if size is not None and torch.equal(new_size, size):
-            break
-        size = new_size
-    return tau
-
-
-def _solve_entmax15(x: torch.Tensor) -> torch.Tensor:
-    """α = 1.5: Newton from below, accepting the closed-form root on the support once it is consistent.
-
-    With y = [x − τ]₊ on S = {x > τ}, Σ_S (y − δ)² = 1 gives δ = (Σy − √((Σy)² − |S|(Σy² − 1)))/|S|.
+    For weights 0 ≤ wᵢ ≤ 1, Σ[c·xᵢ − τ]₊^k ≥ Σ wᵢ[c·xᵢ − τ]₊^k ≥ W·(E_w[c·x] − τ)₊^k (Jensen), so each
+    bound has f ≥ 0; with w = softmax numerators they sit close to the root for peaked rows.
     """
-    tau = x.new_full(x.shape[:-1] + (1,), -1.0)
-    done = torch.zeros_like(tau, dtype=torch.bool)
-    for _ in range(_MAX_ITER):
-        y = (x - tau).clamp_min_(0.0)
-        count = (y > 0).sum(-1, keepdim=True).clamp_min_(1).to(x.dtype)
-        s1 = y.sum(-1, keepdim=True)
-        s2 = y.square_().sum(-1, keepdim=True)
-        disc = s1 * s1 - count * (s2 - 1.0)
-        exact = tau + (s1 - disc.clamp_min(0.0).sqrt()) / count
-        consistent = (disc >= 0) & ((x > exact).sum(-1, keepdim=True) == count)
-        newton = tau + (s2 - 1.0) / (2.0 * s1)
-        accept = consistent & ~done
-        tau = torch.where(done, tau, torch.where(accept, exact, newton))
-        done = done | accept
+    if mean is None:
+        mean = x.mean(-1, keepdim=True)
+    t = (mean - (x.shape[-1] ** (1.0 - alpha)) / c).clamp_min(-1.0 / c)  # −inf entries leave −1/c
+    if exp_x is not None:
+        finite_x = x.clamp_min(-1e30)  # 0·(−inf) would be NaN
+        w = exp_x
+        for _ in range(3):
+            total = w.sum(-1, keepdim=True)
+            t = torch.maximum(t, (w * finite_x).sum(-1, keepdim=True) / total - _power(total, 1.0 - alpha) / c)
+            w = w * w
+    return t, t
+
+
+def threshold_passes(
+    x: torch.Tensor,
+    state: tuple[torch.Tensor, torch.Tensor],
+    c: float,
+    alpha: float,
+    passes: int,
+    fused: bool = False,
+    first: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``passes`` passes of the solver from ``state`` = (t, lo), without host syncs (traceable); ``first``
+    is the index of the first of them (general α uses Newton on φ for the first two, then on f).
+
+    ``fused`` counts the support with compare-and-sum (what ``torch.compile`` fuses best) rather than
+    sign-and-sum (the fastest pair of eager ops).
+    """
+    t, lo = state
+    for i in range(passes):
+        t, lo = _threshold_pass(x, t, lo, c, alpha, fused, phi=first + i < _PHI_PASSES)
+    return t, lo
+
+
+def _threshold_pass(
+    x: torch.Tensor, t: torch.Tensor, lo: torch.Tensor, c: float, alpha: float, fused: bool, phi: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sweep over the rows at t = τ/c; returns the next point and the best lower bound ``lo``.
+
+    α = 2: Michelot's step, the closed form on S = {x > t} (a lower bound of τ from any point).
+    α = 1.5: from below (f ≥ 0) the closed form on S, exact once S is the support, else an upper
+    bound; from above, the larger of the two lower bounds Newton and the closed form on S ⊂ support.
+    Other α: Newton on φ = ‖[c·x − τ]₊‖_k (nearly linear far from the root) with ``phi``, else on f
+    (no per-row power); both monotone from below.
+    """
+    u = x - t
+    y = u.clamp_min(0.0)
+    s1 = y.sum(-1, keepdim=True) * c
+    if alpha in (1.5, 2.0):
+        count = (u > 0).to(torch.float32).sum(-1, keepdim=True) if fused else torch.sign(y).sum(-1, keepdim=True)
+        if alpha == 2.0:
+            return t + (s1 - 1.0) / (count * c), lo
+        norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True) * c
+        f = norm * norm - 1.0
+        disc = s1 * s1 - count * f
+        closed = t + f / ((s1 + disc.clamp_min(0.0).sqrt()) * c)
+        lo = torch.maximum(lo, t + (f + 1.0 - norm) / (s1 * c))  # Newton on φ = ‖y‖₂: a lower bound
+        below = f >= 0
+        nxt = torch.where(below, torch.where(disc >= 0, closed, lo), torch.maximum(lo, closed))
+        return nxt, torch.where(below, lo, nxt)
+    power = 1.0 / (alpha - 1.0)
+    ys = y * c
+    w = _power(ys, power - 1.0, fused)
+    f1 = (w * ys).sum(-1, keepdim=True)  # Σ p = f + 1
+    g = w.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    if phi:  # Newton on φ = f1^(1/k): step (φ − 1)·f1^(1 − 1/k)/g
+        scaled = _power(f1.clamp_min(torch.finfo(torch.float32).tiny), 1.0 - 1.0 / power, fused)
+        step = (f1 - scaled) / g
+    else:  # Newton on f: step (f1 − 1)/(k·g)
+        step = (f1 - 1.0) / (power * g)
+    t = t + step / c
+    return t, t
+
+
+def solve_threshold(
+    x: torch.Tensor, c: float, alpha: float, warm: int | None = None, exp_x: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(τ/c, weights, row sums) for shifted float32 logits x (max 0 per row), solved to fp32 precision.
+
+    ``warm`` sync-free passes, then one check (a host sync): rows whose Σp is not yet 1 to fp32
+    resolution are gathered and iterated on their own until they are.
+    """
+    with torch.no_grad():
+        x = x.detach()
+        if warm is None:
+            warm = WARM_PASSES.get(alpha, WARM_PASSES_OTHER)
+        state = threshold_passes(x, threshold_start(x, c, alpha, exp_x=exp_x), c, alpha, warm)
+        weights, total = support_weights(x, state[0], c, alpha)
+        done = converged(total, alpha)
         if bool(done.all()):
-            break
-    return tau
-
-
-def _solve_newton(x: torch.Tensor, power: float) -> torch.Tensor:
-    """General α: Newton on f(τ) = Σ[x − τ]₊^k − 1 (k = 1/(α−1)), monotone from τ₀ = −1."""
-    tau = x.new_full(x.shape[:-1] + (1,), -1.0)
-    for _ in range(_MAX_ITER):
-        y = (x - tau).clamp_min_(0.0)
-        y_km1 = y.pow(power - 1.0)
-        f = (y_km1 * y).sum(-1, keepdim=True) - 1.0
-        slope = power * y_km1.sum(-1, keepdim=True)
-        step = f / slope
-        tau = tau + step
-        if float(step.abs().max()) <= _TOL:
-            break
-    return tau
+            return state[0], weights, total
+        n = x.shape[-1]
+        rows = (~done.reshape(-1)).nonzero().squeeze(1)
+        sub_x = x.reshape(-1, n).index_select(0, rows)
+        sub = tuple(s.reshape(-1, 1).index_select(0, rows) for s in state)
+        for i in range(_MAX_ITER + n):
+            sub = threshold_passes(sub_x, sub, c, alpha, 1, first=warm + i)
+            sub_w, sub_total = support_weights(sub_x, sub[0], c, alpha)
+            if bool(converged(sub_total, alpha).all()):
+                break
+        t = state[0].reshape(-1, 1).index_copy(0, rows, sub[0]).view_as(state[0])
+        weights = weights.view(-1, n).index_copy_(0, rows, sub_w).view_as(weights)
+        total = total.view(-1, 1).index_copy_(0, rows, sub_total).view_as(total)
+        return t, weights, total

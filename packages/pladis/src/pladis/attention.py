@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ._checks import check_alpha, check_scale, check_temperature
-from .alpha_entmax import _entmax_last_dim, _safe_softmax
+from .kernels import backends
+from .kernels.eager import mixed_weights, scores_of
 
 __all__ = ["pladis_attention", "pladis_weights", "mask_to_bias"]
 
@@ -21,6 +20,7 @@ def pladis_attention(
     alpha: float = 1.5,
     temperature: float = 1.0,
     attn_mask: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """PLADIS attention, Eq. 15: At_dense + λ·(At_α-entmax − At_dense).
 
@@ -34,12 +34,18 @@ def pladis_attention(
     2 = sparsemax). ``temperature`` > 0 divides the sparse logits (β of suppl. G.1).
     ``attn_mask`` is SDPA's: boolean (True = attend) or an additive float bias; an additive bias of
     −10000 (SANA's convention) removes a key from the sparse branch exactly.
+
+    ``backend`` picks the implementation: ``"eager"`` (torch ops, chunked over queries), ``"compile"``
+    (the per-row work fused by ``torch.compile``), ``"triton"`` (one fused CUDA kernel: QKᵀ, both
+    normalisations, the mix and M·V) or ``"auto"`` (the fastest available for these inputs; see
+    :func:`pladis.kernels.backends.choose`). A back-end that cannot run here falls back to eager.
     """
     _check_shapes(query, key, value)
-    weights = pladis_weights(
-        query, key, scale=scale, alpha=alpha, temperature=temperature, attn_mask=attn_mask
-    )
-    return torch.matmul(weights.to(value.dtype), value)
+    scale = check_scale(scale)
+    alpha = check_alpha(alpha)
+    temperature = check_temperature(temperature)
+    bias = mask_to_bias(attn_mask, _scores_shape(query, key)) if attn_mask is not None else None
+    return backends.attention(query, key, value, bias, scale, alpha, temperature, backend)
 
 
 def pladis_weights(
@@ -50,23 +56,23 @@ def pladis_weights(
     alpha: float = 1.5,
     temperature: float = 1.0,
     attn_mask: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
-    """The mixed attention weights (1−λ)·softmax(S) + λ·α-entmax(S/temperature), in float32."""
+    """The mixed attention weights (1−λ)·softmax(S) + λ·α-entmax(S/temperature), in float32.
+
+    ``backend``: ``"eager"`` or ``"compile"``; ``"auto"`` picks compile for large CPU inputs. The Triton
+    kernel never materialises the weights, so ``"triton"`` computes them like ``"compile"``.
+    """
     scale = check_scale(scale)
     alpha = check_alpha(alpha)
     temperature = check_temperature(temperature)
-    # Scaling Q before the product keeps fp16/bf16 scores in range, as SDPA's math path does.
-    scores = torch.matmul(query * (1.0 / math.sqrt(query.shape[-1])), key.transpose(-2, -1)).float()
+    scores = scores_of(query, key)
     bias = mask_to_bias(attn_mask, scores.shape) if attn_mask is not None else None
+    if backends.weights_backend(backend, scores, bias) == "compile":
+        from .kernels.compiled import compiled_mixed_weights
 
-    dense = _safe_softmax(scores if bias is None else scores + bias)
-    if scale == 0.0:
-        return dense
-    sparse_logits = scores if temperature == 1.0 else scores / temperature
-    if bias is not None:
-        sparse_logits = sparse_logits + bias
-    sparse = _entmax_last_dim(sparse_logits, alpha)
-    return dense.lerp_(sparse, scale)
+        return compiled_mixed_weights(scores, bias, scale, alpha, temperature)
+    return mixed_weights(scores, bias, scale, alpha, temperature)
 
 
 def mask_to_bias(attn_mask: torch.Tensor, scores_shape: torch.Size) -> torch.Tensor:
@@ -108,3 +114,8 @@ def _check_shapes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -
             f"batch dims of query {tuple(query.shape[:-2])}, key {tuple(key.shape[:-2])} and value "
             f"{tuple(value.shape[:-2])} do not broadcast"
         ) from error
+
+
+def _scores_shape(query: torch.Tensor, key: torch.Tensor) -> torch.Size:
+    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+    return torch.Size((*batch, query.shape[-2], key.shape[-2]))

@@ -1,0 +1,147 @@
+"""Which implementation computes PLADIS attention (Eq. 15): ``eager``, ``compile`` or ``triton``.
+
+``auto`` picks, for the inputs at hand:
+
+* ``triton`` on CUDA when Triton imports and the inputs fit its kernel (Nk ≤ 256, D, Dv ≤ 256, α > 1)
+  — one fused pass, nothing of size Nq×Nk in memory (CPU tensors run it only when asked for by name,
+  under ``TRITON_INTERPRET=1``: the interpreter is for tests);
+* ``compile`` on CUDA when the kernel does not fit, and on CPU when the score tensor is large
+  (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile`` works here (it needs a C++ compiler on
+  CPU, Triton on CUDA; a failure is remembered and eager used). Its first call per configuration
+  compiles (≈ 1–5 s here; see ``tools/bench_attention.py``);
+* ``eager`` otherwise, and always when autograd is recording through the inputs (the fused paths are
+  inference-only) or when already inside a ``torch.compile`` trace (the eager code is traced instead).
+
+An explicit back-end that cannot run (Triton missing, CPU tensors without ``TRITON_INTERPRET=1``,
+unsupported shapes, no compiler) falls back to the next one with a warning; an unknown name raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import warnings
+
+import torch
+
+from . import eager
+
+__all__ = ["BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "choose", "triton_available", "weights_backend"]
+
+BACKENDS = ("auto", "eager", "compile", "triton")
+AUTO_COMPILE_MIN_SCORES = 1 << 20
+TRITON_MAX_KEYS = 256
+TRITON_MAX_HEAD_DIM = 256
+
+
+def check_backend(backend: str) -> str:
+    """``backend`` if it is one of :data:`BACKENDS`, else ``ValueError``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    return backend
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether the ``triton`` package imports (cached)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception:  # a broken install counts as missing
+        return False
+    return True
+
+
+def triton_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, alpha: float) -> str | None:
+    """Why the Triton kernel cannot take these inputs (None when it can)."""
+    if not triton_available():
+        return "triton is not installed"
+    if query.device.type != "cuda" and not (query.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"):
+        return f"tensors are on {query.device.type} (Triton needs CUDA, or CPU with TRITON_INTERPRET=1)"
+    if not (query.dtype == key.dtype == value.dtype) or query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"dtypes {query.dtype}/{key.dtype}/{value.dtype} (needs one of float16, bfloat16, float32)"
+    if not query.device == key.device == value.device:
+        return "query, key and value are on different devices"
+    if alpha == 1.0:
+        return "alpha = 1 (two softmaxes) is left to the other back-ends"
+    if key.shape[-2] > TRITON_MAX_KEYS:
+        return f"{key.shape[-2]} keys (the kernel holds a row of at most {TRITON_MAX_KEYS} in registers)"
+    if max(query.shape[-1], value.shape[-1]) > TRITON_MAX_HEAD_DIM:
+        return f"head dim {max(query.shape[-1], value.shape[-1])} > {TRITON_MAX_HEAD_DIM}"
+    return None
+
+
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def choose(
+    backend: str,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    alpha: float = 1.5,
+) -> str:
+    """The implementation that runs for ``backend`` on these inputs (see the module docstring)."""
+    check_backend(backend)
+    if backend == "eager":
+        return "eager"
+    if _needs_grad(query, key, value, bias) or torch.compiler.is_compiling():
+        if backend != "auto":
+            warnings.warn(f"pladis: backend={backend!r} is inference-only; using eager", RuntimeWarning, stacklevel=3)
+        return "eager"
+    if backend == "triton" or (backend == "auto" and query.device.type == "cuda"):
+        reason = triton_fits(query, key, value, alpha)
+        if reason is None:
+            return "triton"
+        if backend == "triton":
+            warnings.warn(f"pladis: Triton kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=3)
+    from . import compiled
+
+    if not compiled.usable(query.device):
+        return "eager"
+    if backend == "compile" or query.device.type == "cuda":
+        return "compile"
+    if backend == "triton":  # CPU without the interpreter: what "eager" would do
+        return "eager"
+    n_scores = query.shape[-2] * key.shape[-2] * torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]).numel()
+    return "compile" if backend == "auto" and n_scores >= AUTO_COMPILE_MIN_SCORES else "eager"
+
+
+def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | None) -> str:
+    """``eager`` or ``compile`` for :func:`pladis.attention.pladis_weights` (no Triton: it never stores M)."""
+    check_backend(backend)
+    if backend == "eager" or _needs_grad(scores, bias) or torch.compiler.is_compiling():
+        return "eager"
+    from . import compiled
+
+    if backend == "auto" and (scores.device.type != "cpu" or scores.numel() < AUTO_COMPILE_MIN_SCORES):
+        return "eager"
+    return "compile" if compiled.usable(scores.device) else "eager"
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+    alpha: float,
+    temperature: float,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Eq. 15 by the implementation :func:`choose` picks."""
+    chosen = choose(backend, query, key, value, bias, alpha)
+    if chosen == "triton":
+        from .triton_kernel import triton_attention
+
+        return triton_attention(query, key, value, bias, scale, alpha, temperature)
+    if chosen == "compile":
+        from .compiled import compiled_weights
+
+        return eager.attention(query, key, value, bias, scale, alpha, temperature, weights_fn=compiled_weights)
+    return eager.attention(query, key, value, bias, scale, alpha, temperature)

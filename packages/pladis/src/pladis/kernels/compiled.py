@@ -1,0 +1,111 @@
+"""PLADIS weights (Eq. 15) fused by ``torch.compile``: one kernel per chunk of score rows.
+
+The compiled function reads a chunk of scores and writes the mixed weights: row max, softmax, a fixed
+number of sort-free threshold passes (:func:`pladis.alpha_entmax.threshold_passes`, no host sync),
+Eq. 24 and the λ-mix, fused by inductor. The passes also flag the rows they solved; the few rows left
+unfinished are recomputed eagerly with the exact solver (once per call, all together), so the result
+is the eager one. The matmuls around it (QKᵀ and M·V) stay aten calls, chunked like the eager path.
+
+The first call for a configuration (α, λ, temperature, mask or not, device) compiles (seconds; see
+``tools/bench_attention.py``); later calls of any chunk length reuse it (the row count is dynamic).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from ..alpha_entmax import converged, support_weights, threshold_passes, threshold_start
+from .eager import mix, mixed_weights
+
+__all__ = ["compiled_mixed_weights", "compiled_weights", "usable", "COMPILED_PASSES"]
+
+# Passes fused into the kernel: enough that unfinished rows are rare with attention-like scores, few
+# enough to stay cheap (each costs about as much as the softmax); see tools/bench_attention.py.
+COMPILED_PASSES = {2.0: 3, 1.5: 3}
+COMPILED_PASSES_OTHER = 4
+
+_failure: list[str] = []  # the first compile error: torch.compile is not retried after it
+
+
+def usable(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can run here: a C++ compiler for CPU, Triton for CUDA, no earlier failure."""
+    if _failure:
+        return False
+    if device.type == "cpu":
+        return _has_cxx()
+    if device.type == "cuda":
+        from .backends import triton_available
+
+        return triton_available()
+    return False
+
+
+@functools.cache
+def _has_cxx() -> bool:
+    return any(shutil.which(name) for name in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if name)
+
+
+@functools.cache
+def _compiled(alpha: float, scale: float, temperature: float, masked: bool, device: str, passes: int) -> Callable:
+    def weights(scores: torch.Tensor, bias: torch.Tensor | None):
+        states: list[torch.Tensor] = []
+
+        def solve(x: torch.Tensor, c: float, mean, exp_x) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            state = threshold_start(x, c, alpha, mean, exp_x)
+            for i in range(passes):
+                state = threshold_passes(x, state, c, alpha, 1, fused=True, first=i)
+                states.extend(state)
+            weights, total = support_weights(x, state[0], c, alpha, fused=True)
+            return weights, total, converged(total, alpha)
+
+        # The per-pass row states are returned (and dropped) so that inductor stores them once per row
+        # instead of recomputing each pass's update inside every vector step of the next pass (≈ 1.4×).
+        return mix(scores, bias, scale, alpha, temperature, solve, fused=True), states
+
+    # A code object of its own per configuration: dynamo's recompile limit counts per code object.
+    name = f"pladis_weights_{abs(hash((alpha, scale, temperature, masked, device, passes)))}"
+    weights.__code__ = weights.__code__.replace(co_name=name)
+    return torch.compile(weights, fullgraph=True, dynamic=False)
+
+
+def compiled_weights(
+    scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weights, done): :func:`pladis.kernels.eager.mixed_weights` by the compiled kernel, whose rows
+    with ``done`` False still need the exact solver. ``scores`` is not modified."""
+    shape, n_key = scores.shape, scores.shape[-1]
+    rows = scores.reshape(-1, n_key)
+    row_bias = None if bias is None else bias.expand(shape).reshape(-1, n_key).float()
+    if rows.shape[0] > 1:
+        torch._dynamo.mark_dynamic(rows, 0)
+        if row_bias is not None:
+            torch._dynamo.mark_dynamic(row_bias, 0)
+    try:
+        passes = COMPILED_PASSES.get(alpha, COMPILED_PASSES_OTHER)
+        fn = _compiled(alpha, scale, temperature, bias is not None, scores.device.type, passes)
+        (weights, done), _ = fn(rows, row_bias)
+    except Exception as error:  # no compiler, unsupported platform...: remember, warn once, go eager
+        _failure.append(f"{type(error).__name__}: {error}")
+        warnings.warn(f"pladis: torch.compile failed ({_failure[0][:300]}); using eager", RuntimeWarning, stacklevel=2)
+        return mixed_weights(scores.clone(), bias, scale, alpha, temperature), None
+    return weights.view(shape), (None if done is None else done.view(*shape[:-1], 1))
+
+
+def compiled_mixed_weights(
+    scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float
+) -> torch.Tensor:
+    """The full weights of :func:`compiled_weights`, unsolved rows redone exactly (for ``pladis_weights``)."""
+    weights, done = compiled_weights(scores, bias, scale, alpha, temperature)
+    if done is None or bool(done.all()):
+        return weights
+    n_key = scores.shape[-1]
+    todo = (~done.reshape(-1)).nonzero().squeeze(1)
+    row_bias = None if bias is None else bias.expand(scores.shape).reshape(-1, n_key)[todo].float()
+    exact = mixed_weights(scores.reshape(-1, n_key)[todo], row_bias, scale, alpha, temperature)
+    return weights.reshape(-1, n_key).index_copy_(0, todo, exact).view(scores.shape)

@@ -1,0 +1,78 @@
+"""The Triton kernel on CPU under TRITON_INTERPRET=1, against the literal Eq. 15 oracle.
+
+Not collected by default (the interpreter must be chosen before triton is imported): test_backends.py
+runs this file in a fresh process with TRITON_INTERPRET=1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("run with TRITON_INTERPRET=1 (see test_backends.py)", allow_module_level=True)
+pytest.importorskip("triton")
+
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_backends import ALPHAS, _bias, _hard_scores_inputs, _literal, _masks, _qkv  # noqa: E402
+
+import pladis  # noqa: E402
+from pladis.kernels import backends  # noqa: E402
+
+
+@pytest.fixture
+def interpreted():
+    from pladis.kernels import triton_kernel
+
+    assert triton_kernel._INTERPRET
+    return triton_kernel
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_triton_kernel_matches_the_oracle_on_hard_cases(interpreted, alpha):
+    q, k, v = _hard_scores_inputs()
+    assert backends.choose("triton", q, k, v, None, alpha) == "triton"
+    for scale in (2.0, -1.0):
+        out = pladis.pladis_attention(q, k, v, scale=scale, alpha=alpha, backend="triton")
+        torch.testing.assert_close(out.double(), _literal(q, k, v, scale, alpha), atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["bool", "sana"])
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_triton_kernel_masks_and_temperature(interpreted, kind, temperature):
+    q, k, v = _hard_scores_inputs()
+    mask = _masks()[kind]
+    out = pladis.pladis_attention(q, k, v, alpha=1.5, temperature=temperature, attn_mask=mask, backend="triton")
+    expected = _literal(q, k, v, 2.0, 1.5, temperature, _bias(mask))
+    torch.testing.assert_close(out.double(), expected, atol=2e-5, rtol=1e-5)
+    if kind == "bool":
+        assert torch.equal(out[0, 1, 3], torch.zeros(8))
+
+
+# bfloat16 is left to the GPU check (tools/gpu_check.sh): the interpreter's tl.dot mishandles it (numpy
+# has no bfloat16; a 16×16 bf16 dot comes out ~1e10 off in triton 3.8), whatever the kernel.
+@pytest.mark.parametrize("dtype", [torch.float16])
+@pytest.mark.parametrize("alpha", [1.5, 2.0, 1.25])
+def test_triton_kernel_half_precision(interpreted, dtype, alpha):
+    q, k, v = _qkv(b=1, h=2, nq=33, nk=77, d=40, seed=6, spread=2.0, dtype=dtype)
+    q = q.transpose(1, 2).contiguous().transpose(1, 2)  # strided, as the processor passes it
+    out = pladis.pladis_attention(q, k, v, alpha=alpha, backend="triton")
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    ref = pladis.pladis_attention(q.float(), k.float(), v.float(), alpha=alpha, backend="eager")
+    tol = 2e-2
+    torch.testing.assert_close(out.float(), ref, atol=tol, rtol=tol)
+
+
+def test_triton_kernel_shapes_and_broadcast(interpreted):
+    gen = torch.Generator().manual_seed(7)
+    q = torch.randn(2, 5, 160, generator=gen)  # one batch dim, head dim 160 (SD1.5's deepest level)
+    k = torch.randn(1, 9, 160, generator=gen)  # broadcast over the batch
+    v = torch.randn(1, 9, 24, generator=gen)
+    out = pladis.pladis_attention(q, k, v, alpha=1.75, backend="triton")
+    torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, 1.75), atol=2e-5, rtol=1e-5)
+    two_d = pladis.pladis_attention(q[0], k[0], v[0], alpha=2.0, backend="triton")
+    torch.testing.assert_close(two_d.double(), _literal(q[0], k[0], v[0], 2.0, 2.0), atol=2e-5, rtol=1e-5)
