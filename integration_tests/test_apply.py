@@ -243,3 +243,19 @@ def test_a_broken_plugin_never_breaks_apply(caplog):
         handle = pladis.apply(pipe, registry=Registry(manager))
     assert handle.adapter.name == "sd15"
     assert "missing dependency of a third-party adapter" in caplog.text
+
+
+def test_backend_is_forwarded_and_checked():
+    pipe = default_registry().get("sd15").spec.tiny(seed=0)
+    kwargs = dict(default_registry().get("sd15").spec.tiny_call_kwargs)
+    images = {}
+    for backend in ("eager", "auto"):
+        with pladis.enabled(pipe, backend=backend) as handle:
+            procs = [pipe.unet.attn_processors[f"{n}.processor"] for n in handle.layer_names]
+            assert {p.backend for p in procs} == {backend}
+            images[backend] = np.asarray(pipe("a cat", generator=torch.Generator().manual_seed(0), **kwargs).images)
+    np.testing.assert_allclose(images["eager"], images["auto"], atol=1e-5)
+    before = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'eager', 'compile', 'triton'; got 'cuda'"):
+        pladis.apply(pipe, backend="cuda")
+    assert dict(pipe.unet.attn_processors) == before

@@ -12,6 +12,7 @@ from pladis_registry import AdapterSpec, Registry
 
 from ._checks import check_alpha, check_scale, check_temperature
 from .adapters import find_denoiser, resolve_adapter
+from .kernels.backends import check_backend
 from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
@@ -31,6 +32,7 @@ class PLADISHandle:
     scale: float
     alpha: float
     temperature: float
+    backend: str
     modules: dict[str, Any] = field(default_factory=dict)
     originals: dict[str, Any] = field(default_factory=dict)
     window: StepWindow | None = None
@@ -66,6 +68,7 @@ def apply(
     backbone: str | None = None,
     start: float = 0.0,
     end: float = 1.0,
+    backend: str = "auto",
     registry: Registry | None = None,
 ) -> PLADISHandle:
     """Replace the selected cross-attention of a diffusers pipeline (or denoiser) with PLADIS (Eq. 15).
@@ -76,12 +79,14 @@ def apply(
     list of these. ``backbone`` names the adapter (default: auto-detected). ``start``/``end`` restrict
     PLADIS to a window of the denoising trajectory, as fractions read off the timestep:
     progress = 1 − t/T (T = the scheduler's ``num_train_timesteps``), 0 = pure noise, 1 = clean; the
-    default [0, 1] is the whole trajectory, as in the paper. Every other processor —
+    default [0, 1] is the whole trajectory, as in the paper. ``backend`` picks the attention
+    implementation ("auto" = the fastest available; "eager", "compile", "triton"). Every other processor —
     self-attention, or processors another tool installed — stays as it was. Applying again replaces
     the settings instead of stacking. Nothing is changed when an argument is invalid.
     """
     scale, alpha, temperature = check_scale(scale), check_alpha(alpha), check_temperature(temperature)
     window = StepWindow(start, end, _num_train_timesteps(pipe_or_denoiser))
+    backend = check_backend(backend)
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
     candidates = cross_attention_modules(denoiser)
@@ -103,10 +108,12 @@ def apply(
     style = None if adapter.attention_style == "auto" else adapter.attention_style
     if window.whole:
         window = None
-    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, dict(selected), originals, window)
+    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, backend, dict(selected), originals, window)
     for name, module in selected.items():
         module.set_processor(
-            PLADISAttnProcessor(scale, alpha, temperature, original=originals[name], style=style, window=window)
+            PLADISAttnProcessor(
+                scale, alpha, temperature, original=originals[name], style=style, window=window, backend=backend
+            )
         )
     if window is not None:
         handle._hook = denoiser.register_forward_pre_hook(_timestep_observer(window), with_kwargs=True)
@@ -142,6 +149,7 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
                 temperature=before.temperature,
                 layers=list(before.modules),
                 backbone=before.adapter.name,
+                backend=before.backend,
                 start=before.window.start if before.window else 0.0,
                 end=before.window.end if before.window else 1.0,
             )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ._checks import check_alpha, check_scale, check_temperature
 from .attention import pladis_attention
+from .kernels.backends import check_backend
 
 __all__ = ["PLADISAttnProcessor", "StepWindow", "norms_span_heads"]
 
@@ -55,7 +56,8 @@ class PLADISAttnProcessor:
     the head split) — telling them apart from the module's norms. Only the attention itself changes.
 
     ``window`` (a :class:`StepWindow`) restricts PLADIS to part of the denoising trajectory.
-    ``style`` forces the semantics ("sd" or "sana"); by default they are read off the module.
+    ``backend`` picks the implementation ("auto", "eager", "compile", "triton"; see
+    :mod:`pladis.kernels.backends`). ``style`` forces the semantics ("sd" or "sana"); by default they are read off the module.
     With ``scale=0`` it runs the very same SDPA call as diffusers (bit-identical output). When given
     ``original`` (the processor it replaces) it delegates to it whenever PLADIS is inactive.
     """
@@ -69,6 +71,7 @@ class PLADISAttnProcessor:
         original: Any | None = None,
         style: str | None = None,
         window: StepWindow | None = None,
+        backend: str = "auto",
     ) -> None:
         if style not in (None, "auto", "sd", "sana"):
             raise ValueError(f"style must be one of None, 'auto', 'sd', 'sana'; got {style!r}")
@@ -78,12 +81,13 @@ class PLADISAttnProcessor:
         self.temperature = check_temperature(temperature)
         self.original = original
         self.window = window
+        self.backend = check_backend(backend)
         self._original_params = _call_parameters(original) if original is not None else frozenset()
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(scale={self.scale}, alpha={self.alpha}, "
-            f"temperature={self.temperature})"
+            f"temperature={self.temperature}, backend={self.backend!r})"
         )
 
     def is_active(self) -> bool:
@@ -181,6 +185,7 @@ class PLADISAttnProcessor:
             alpha=self.alpha,
             temperature=self.temperature,
             attn_mask=attention_mask,
+            backend=self.backend,
         )
 
     def _delegate(
