@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,7 +13,7 @@ from ._checks import check_alpha, check_scale, check_temperature
 from .attention import pladis_attention
 from .kernels.backends import check_backend
 
-__all__ = ["PLADISAttnProcessor", "StepWindow", "norms_span_heads"]
+__all__ = ["PLADISAttnProcessor", "StepWindow", "norms_span_heads", "run_attention"]
 
 
 class StepWindow:
@@ -108,58 +109,16 @@ class PLADISAttnProcessor:
         if not active and self.original is not None:
             return self._delegate(attn, hidden_states, encoder_hidden_states, attention_mask, temb, kwargs)
 
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-
-        batch_size, sequence_length, _ = (
-            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
-        )
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
-            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
-
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-
-        query = attn.to_q(hidden_states)
-        if encoder_hidden_states is None:
-            encoder_hidden_states = hidden_states
-        elif attn.norm_cross:
-            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-
         across_heads = norms_span_heads(attn) if self.style is None else self.style == "sana"
-        if across_heads:  # SANA: norms over the full inner dimension, before the head split
-            query, key = _apply_qk_norms(attn, query, key)
-
-        inner_dim = key.shape[-1]
-        head_dim = inner_dim // attn.heads
-        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-
-        if not across_heads:
-            query, key = _apply_qk_norms(attn, query, key)
-
-        hidden_states = self.attend(query, key, value, attention_mask, active)
-
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
-        hidden_states = hidden_states.to(query.dtype)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+        return run_attention(
+            attn,
+            hidden_states,
+            encoder_hidden_states,
+            attention_mask,
+            temb,
+            attend=lambda q, k, v, mask: self.attend(q, k, v, mask, active),
+            norms_across_heads=across_heads,
+        )
 
     def attend(
         self,
@@ -209,6 +168,79 @@ class PLADISAttnProcessor:
             attention_mask=attention_mask,
             **extra,
         )
+
+
+def run_attention(
+    attn: Any,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    temb: torch.Tensor | None,
+    *,
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+    norms_across_heads: bool = False,
+    transform_query: Callable[[torch.Tensor, tuple[int, int] | None], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """diffusers' ``AttnProcessor2_0`` body (spatial/group norm, 4-D inputs, masks, q/k norms, residual,
+    rescale) with two steps left to the caller: ``attend(q, k, v, mask)`` on (B, H, N, D) heads and an
+    optional ``transform_query(query, grid)`` right after ``to_q`` (grid = (h, w) for 4-D inputs).
+    ``norms_across_heads`` applies ``norm_q``/``norm_k`` before the head split (``SanaAttnProcessor2_0``).
+    """
+    residual = hidden_states
+    if attn.spatial_norm is not None:
+        hidden_states = attn.spatial_norm(hidden_states, temb)
+
+    input_ndim = hidden_states.ndim
+    grid = None
+    if input_ndim == 4:
+        batch_size, channel, height, width = hidden_states.shape
+        grid = (height, width)
+        hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+
+    batch_size, sequence_length, _ = (
+        hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+    )
+    if attention_mask is not None:
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+
+    if attn.group_norm is not None:
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+    query = attn.to_q(hidden_states)
+    if transform_query is not None:
+        query = transform_query(query, grid)
+    if encoder_hidden_states is None:
+        encoder_hidden_states = hidden_states
+    elif attn.norm_cross:
+        encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+    key = attn.to_k(encoder_hidden_states)
+    value = attn.to_v(encoder_hidden_states)
+
+    if norms_across_heads:
+        query, key = _apply_qk_norms(attn, query, key)
+
+    inner_dim = key.shape[-1]
+    head_dim = inner_dim // attn.heads
+    query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+    key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+    value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+
+    if not norms_across_heads:
+        query, key = _apply_qk_norms(attn, query, key)
+
+    hidden_states = attend(query, key, value, attention_mask)
+
+    hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
+    hidden_states = hidden_states.to(query.dtype)
+    hidden_states = attn.to_out[0](hidden_states)
+    hidden_states = attn.to_out[1](hidden_states)
+
+    if input_ndim == 4:
+        hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+    if attn.residual_connection:
+        hidden_states = hidden_states + residual
+    return hidden_states / attn.rescale_output_factor
 
 
 def norms_span_heads(attn: Any) -> bool:
