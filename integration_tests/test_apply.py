@@ -13,14 +13,6 @@ from pladis.adapters import default_registry, resolve_adapter
 MAX_STEPS = 4  # long presets (25–50 steps) are shortened: the preset's scheduler is still used
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cases() -> list[tuple[str, str]]:
     cases = []
     for info in sorted(default_registry().adapters().values(), key=lambda i: i.name):

@@ -29,14 +29,6 @@ MATRIX = [("sd15", cell) for cell in GUIDANCE] + [("sdxl", cell) for cell in GUI
 MATRIX += [("sana", "cfg"), ("sana", "cfg+pag")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pipelines(backbone: str, order: str):
     """The base pipeline and its PAG/SEG siblings sharing one denoiser (``from_pipe``)."""
     spec = default_registry().get(backbone).spec

@@ -10,14 +10,11 @@ from pladis.adapters import default_registry
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _offline_one_thread(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _offline():
     mp = pytest.MonkeyPatch()
     mp.setenv("HF_HUB_OFFLINE", "1")
     yield
     mp.undo()
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("backbone,pag_class", [

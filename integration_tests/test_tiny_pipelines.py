@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,16 +27,6 @@ def _tiny(name: str) -> Any:
 def _call(pipe: Any, name: str, size: int = 32, seed: int = 0, **kwargs: Any) -> np.ndarray:
     args = dict(_tiny(name).FAST_CALL_KWARGS, height=size, width=size, **kwargs)
     return pipe(PROMPT, generator=torch.Generator().manual_seed(seed), **args).images
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models gain nothing from intra-op threads, and spinning OpenMP threads stall badly when other
-    # processes share the 2 cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

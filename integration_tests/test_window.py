@@ -10,14 +10,6 @@ import pladis
 from pladis.adapters import default_registry
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pipe(backbone: str):
     spec = default_registry().get(backbone).spec
     pipe = spec.tiny(seed=0)

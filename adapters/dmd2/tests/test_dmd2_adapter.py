@@ -5,7 +5,6 @@ from __future__ import annotations
 import fractions
 import os
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ from pladis_registry.kit.distilled import save_lora, save_unet_checkpoint  # noq
 PROMPT = "a red circle left of a blue square"
 LAYER = "mid_block.attentions.0.transformer_blocks.1.attn2.to_v"
 TIMESTEPS = {"1step": [399], "4step": [999, 749, 499, 249]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from pladis_adapter_sdxl_turbo import MODEL_ID, SPEC, load_pipeline  # noqa: E40
 
 PROMPT = "a red circle left of a blue square"
 TRAILING = {1: [999], 4: [999, 749, 499, 249]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -31,14 +31,6 @@ CASES = [
 ADAPTERS = sorted({case[0] for case in CASES})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _spec(name: str) -> Any:
     return pladis.adapters.default_registry().get(name).spec
 

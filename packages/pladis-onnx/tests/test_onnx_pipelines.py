@@ -21,14 +21,6 @@ ADAPTERS = ["sd15", "sdxl", "sana"]
 PROMPT = "a red circle above a blue square"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(name: str) -> tuple[Any, dict[str, Any]]:
     module = importlib.import_module(f"pladis_adapter_{name}.tiny")
     return module.tiny_pipeline(seed=0), dict(module.FAST_CALL_KWARGS)

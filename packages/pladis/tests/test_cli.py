@@ -23,14 +23,6 @@ SANA_CALL = ["--call-arg", "use_resolution_binning=false", "--call-arg", "comple
              "--call-arg", "max_sequence_length=32"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny sd15 / sdxl / sana pipelines written with ``save_pretrained``."""

@@ -19,14 +19,6 @@ TINY = ["--steps", "2", "--height", "32", "--width", "32", "--device", "cpu"]
 PROMPT = "a red circle left of a blue square"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny(backbone: str):
     import importlib
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pladis.cli import main
@@ -19,14 +18,6 @@ pytest.importorskip("pladis_onnx")
 
 TINY = ["--steps", "2", "--height", "32", "--width", "32"]
 INSTALL = 'pip install "pladis[onnx]"'
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

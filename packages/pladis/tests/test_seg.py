@@ -27,14 +27,6 @@ MID_ATTN1 = "mid_block.attentions.0.transformer_blocks.0.attn1"
 MID_ATTN2 = "mid_block.attentions.0.transformer_blocks.0.attn2"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------- independent references
 
 
