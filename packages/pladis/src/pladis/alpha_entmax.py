@@ -26,6 +26,8 @@ These kernels are for inference: τ is computed without autograd.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._checks import check_alpha
@@ -37,9 +39,15 @@ _MAX_ITER = 64
 # sits at ~1e-7. Larger k = 1/(α−1) raises fp32's floor on Σp and lowers p's sensitivity to it.
 _RESIDUAL_TOL = 4e-7
 _PHI_PASSES = 2
-# Sync-free passes before the first convergence check (most rows of attention scores are solved by then).
+_TINY = torch.finfo(torch.float32).tiny
+# Sync-free passes before the first convergence check: most rows of attention scores are solved by then
+# (α = 2, 1.5: exact solves; α < 1.5: k = 1/(α−1) > 2 makes f nearly linear; α > 1.5 needs one more).
 WARM_PASSES = {2.0: 3, 1.5: 3}
-WARM_PASSES_OTHER = 4
+
+
+def warm_passes(alpha: float) -> int:
+    """Sync-free solver passes worth running before checking convergence (see tools/bench_attention.py)."""
+    return WARM_PASSES.get(alpha, 3 if alpha < 1.5 else 4)
 
 
 def entmax(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) -> torch.Tensor:
@@ -116,7 +124,7 @@ def support_weights(
     x: torch.Tensor, t: torch.Tensor, c: float, alpha: float, fused: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 24 before normalising: [c·(x − t)]₊^k (a new tensor) and its row sums, Σp = f(τ) + 1."""
-    y = ((x - t) * c).clamp_min_(0.0)
+    y = (x - t).clamp_min_(0.0) if c == 1.0 else (x - t).mul_(c).clamp_min_(0.0)
     if alpha == 1.5:
         y = y.square_()
     elif alpha != 2.0:
@@ -125,9 +133,10 @@ def support_weights(
 
 
 def _power(y: torch.Tensor, exponent: float, fused: bool = False) -> torch.Tensor:
-    """y**exponent for y ≥ 0. Multiples of 1/4 use multiplications and square roots (exact to an ulp or
-    two, cheap in any back-end); others exp2(exponent·log2 y), cheaper than pow both fused by inductor
-    (2.5×) and as eager ops (1.7×)."""
+    """y**exponent for y ≥ 0; zeros stay exactly 0. Multiples of 1/4 use multiplications and square roots
+    (exact to an ulp or two, cheap in any back-end); others exp2(e·log2 y), cheaper than pow both fused by
+    inductor (2.5×) and as eager ops (1.7×). An exponent above 1 is split, y^⌊e⌋·exp2(frac·log2 y), so
+    that exp2 never underflows (its slow path, 2× the time) and y^⌊e⌋ puts the zeros back."""
     quarters = round(exponent * 4)
     if quarters != 0 and abs(exponent * 4 - quarters) < 1e-9 and abs(quarters) <= 16:
         whole, part = divmod(abs(quarters), 4)
@@ -139,10 +148,24 @@ def _power(y: torch.Tensor, exponent: float, fused: bool = False) -> torch.Tenso
         return out.reciprocal() if quarters < 0 else out
     # log2(0) takes a slow path (9 ms instead of 1 ms per 1.6 M values in eager), so zeros are clamped
     # away first and put back after.
-    positive = y.clamp_min(torch.finfo(torch.float32).tiny)
+    positive = y.clamp_min(_TINY)
+    whole = math.floor(exponent) if exponent > 1 else 0
+    zeros = y if whole == 1 else y.pow(whole) if whole else None
     if fused:
+        if zeros is not None:
+            return torch.exp2(torch.log2(positive) * (exponent - whole)) * zeros
         return torch.where(y > 0, torch.exp2(torch.log2(positive) * exponent), 0.0)
-    return torch.log2(positive).mul_(exponent).exp2_().mul_(torch.sign(y))  # 1.7× faster than pow
+    out = torch.log2(positive).mul_(exponent - whole).exp2_()
+    return out.mul_(torch.sign(y) if zeros is None else zeros)
+
+
+def _power_sum_terms(y: torch.Tensor, exponent: float, fused: bool) -> torch.Tensor:
+    """y**exponent for the sums of a solver pass. In eager, for 0 < e < 1, a zero y gives tiny**e ≤ 2⁻⁴⁰
+    instead of 0 (saving the mask): that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the
+    Newton step by as little and so keeps every iterate a lower bound."""
+    if fused or not 0 < exponent < 1 or _TINY**exponent > 2.0**-40 or abs(exponent * 4 - round(exponent * 4)) < 1e-9:
+        return _power(y, exponent, fused)
+    return torch.log2(y.clamp_min(_TINY)).mul_(exponent).exp2_()
 
 
 def converged(total: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -227,9 +250,9 @@ def _threshold_pass(
     (no per-row power); both monotone from below.
     """
     u = x - t
-    y = u.clamp_min(0.0)
-    s1 = y.sum(-1, keepdim=True) * c
+    y = u.clamp_min(0.0) if fused else u.clamp_min_(0.0)
     if alpha in (1.5, 2.0):
+        s1 = y.sum(-1, keepdim=True) * c
         count = (u > 0).to(torch.float32).sum(-1, keepdim=True) if fused else torch.sign(y).sum(-1, keepdim=True)
         if alpha == 2.0:
             return t + (s1 - 1.0) / (count * c), lo
@@ -242,10 +265,10 @@ def _threshold_pass(
         nxt = torch.where(below, torch.where(disc >= 0, closed, lo), torch.maximum(lo, closed))
         return nxt, torch.where(below, lo, nxt)
     power = 1.0 / (alpha - 1.0)
-    ys = y * c
-    w = _power(ys, power - 1.0, fused)
-    f1 = (w * ys).sum(-1, keepdim=True)  # Σ p = f + 1
-    g = w.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    ys = y if c == 1.0 else y * c if fused else y.mul_(c)
+    w = _power_sum_terms(ys, power - 1.0, fused)
+    g = w.sum(-1, keepdim=True).clamp_min(_TINY)
+    f1 = (w * ys if fused else w.mul_(ys)).sum(-1, keepdim=True)  # Σ p = f + 1
     if phi:  # Newton on φ = f1^(1/k): step (φ − 1)·f1^(1 − 1/k)/g
         scaled = _power(f1.clamp_min(torch.finfo(torch.float32).tiny), 1.0 - 1.0 / power, fused)
         step = (f1 - scaled) / g
@@ -266,7 +289,7 @@ def solve_threshold(
     with torch.no_grad():
         x = x.detach()
         if warm is None:
-            warm = WARM_PASSES.get(alpha, WARM_PASSES_OTHER)
+            warm = warm_passes(alpha)
         state = threshold_passes(x, threshold_start(x, c, alpha, exp_x=exp_x), c, alpha, warm)
         weights, total = support_weights(x, state[0], c, alpha)
         done = converged(total, alpha)
