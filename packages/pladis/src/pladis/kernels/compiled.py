@@ -20,15 +20,15 @@ from collections.abc import Callable
 
 import torch
 
-from ..alpha_entmax import converged, support_weights, threshold_passes, threshold_start
+from ..alpha_entmax import converged, support_weights, threshold_passes, threshold_start, warm_passes
 from .eager import mix, mixed_weights
 
 __all__ = ["compiled_mixed_weights", "compiled_weights", "usable", "COMPILED_PASSES"]
 
 # Passes fused into the kernel: enough that unfinished rows are rare with attention-like scores, few
-# enough to stay cheap (each costs about as much as the softmax); see tools/bench_attention.py.
+# enough to stay cheap (each costs about as much as the softmax); other α as the eager solver's warm
+# passes (:func:`pladis.alpha_entmax.warm_passes`); see tools/bench_attention.py.
 COMPILED_PASSES = {2.0: 3, 1.5: 3}
-COMPILED_PASSES_OTHER = 4
 
 _failure: list[str] = []  # the first compile error: torch.compile is not retried after it
 
@@ -87,7 +87,7 @@ def compiled_weights(
         if row_bias is not None:
             torch._dynamo.mark_dynamic(row_bias, 0)
     try:
-        passes = COMPILED_PASSES.get(alpha, COMPILED_PASSES_OTHER)
+        passes = COMPILED_PASSES.get(alpha, warm_passes(alpha))
         fn = _compiled(alpha, scale, temperature, bias is not None, scores.device.type, passes)
         (weights, done), _ = fn(rows, row_bias)
     except Exception as error:  # no compiler, unsupported platform...: remember, warn once, go eager
