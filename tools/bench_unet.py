@@ -4,7 +4,9 @@ Random weights, real ``UNet2DConditionModel`` configurations (written out below)
 64×64 latents, fp32 (the CPU run) and SDXL at batch 2, 128×128 latents, fp16 (where a GPU is present).
 Variants: ``dense`` (diffusers' own processors), ``pladis α=…`` (``pladis.PLADISAttnProcessor(2.0, α)``
 on every cross-attention module, back-end ``--backend``) and ``literal α=…`` (two attentions per layer
-with the `entmax` package, as Eq. 15 is written). Step times are medians of interleaved repetitions;
+with the `entmax` package, as Eq. 15 is written). Step times are medians of interleaved repetitions
+(the order reversed every other round); 'paired ×' is the median over rounds of variant ÷ dense within
+the round, robust to a machine whose speed drifts;
 peak memory is ``torch.cuda.max_memory_allocated`` on GPU and, on CPU, the peak RSS of a fresh process
 running one forward (total, and above the RSS before the forward).
 
@@ -182,8 +184,8 @@ def main() -> None:
             forward(unet, inputs, device)
             peak = torch.cuda.max_memory_allocated(device)
             memory[variant] = (peak / 2**20, (peak - base) / 2**20)
-    for _ in range(reps):
-        for variant in variants:
+    for rep in range(reps):  # interleaved rounds, the order reversed every other round (no position bias)
+        for variant in variants if rep % 2 == 0 else variants[::-1]:
             unet.set_attn_processor(processors(unet, variant, args.backend))
             begin = time.perf_counter()
             forward(unet, inputs, device)
@@ -198,13 +200,17 @@ def main() -> None:
             result = json.loads(out)
             memory[variant] = (result["peak_mb"], result["above_mb"])
     dense = statistics.median(times["dense"])
-    print(f"{'variant':14s} {'step s':>8s} {'× dense':>8s} {'1st fwd s':>10s} {'peak MiB':>10s} {'× dense':>8s} "
-          f"{'above MiB':>10s} {'× dense':>8s}")
+    print(f"{'variant':14s} {'step s':>8s} {'× dense':>8s} {'paired ×':>9s} {'range':>13s} {'1st fwd s':>10s} "
+          f"{'peak MiB':>10s} {'× dense':>8s} {'above MiB':>10s} {'× dense':>8s}")
     for variant in variants:
         med = statistics.median(times[variant])
+        # each round's time over the same round's dense time: robust to a machine whose speed drifts
+        paired = [t / d for t, d in zip(times[variant], times["dense"], strict=True)]
         peak, above = memory.get(variant, (math.nan, math.nan))
         d_peak, d_above = memory.get("dense", (math.nan, math.nan))
-        print(f"{variant:14s} {med:8.3f} {med / dense:8.3f} {first[variant]:10.2f} {peak:10.0f} {peak / d_peak:8.3f} "
+        spread = f"{min(paired):.3f}–{max(paired):.3f}"
+        print(f"{variant:14s} {med:8.3f} {med / dense:8.3f} {statistics.median(paired):9.3f} {spread:>13s} "
+              f"{first[variant]:10.2f} {peak:10.0f} {peak / d_peak:8.3f} "
               f"{above:10.0f} {above / d_above if d_above else math.nan:8.3f}", flush=True)
 
 
