@@ -132,11 +132,15 @@ def support_weights(
     return y, y.sum(-1, keepdim=True).clamp_min_(torch.finfo(torch.float32).tiny)
 
 
-def _power(y: torch.Tensor, exponent: float, fused: bool = False) -> torch.Tensor:
+def _power(y: torch.Tensor, exponent: float, fused: bool = False, sum_terms: bool = False) -> torch.Tensor:
     """y**exponent for y ≥ 0; zeros stay exactly 0. Multiples of 1/4 use multiplications and square roots
     (exact to an ulp or two, cheap in any back-end); others exp2(e·log2 y), cheaper than pow both fused by
     inductor (2.5×) and as eager ops (1.7×). An exponent above 1 is split, y^⌊e⌋·exp2(frac·log2 y), so
-    that exp2 never underflows (its slow path, 2× the time) and y^⌊e⌋ puts the zeros back."""
+    that exp2 never underflows (its slow path, 2× the time) and y^⌊e⌋ puts the zeros back.
+
+    ``sum_terms`` (terms of a solver pass's sums): in eager, a zero y may give tiny**e ≤ 2⁻⁴⁰ instead of 0,
+    saving the mask; that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the Newton step by as
+    little and so keeps every iterate a lower bound."""
     quarters = round(exponent * 4)
     if quarters != 0 and abs(exponent * 4 - quarters) < 1e-9 and abs(quarters) <= 16:
         whole, part = divmod(abs(quarters), 4)
@@ -156,16 +160,9 @@ def _power(y: torch.Tensor, exponent: float, fused: bool = False) -> torch.Tenso
             return torch.exp2(torch.log2(positive) * (exponent - whole)) * zeros
         return torch.where(y > 0, torch.exp2(torch.log2(positive) * exponent), 0.0)
     out = torch.log2(positive).mul_(exponent - whole).exp2_()
+    if zeros is None and sum_terms and _TINY**exponent <= 2.0**-40:
+        return out
     return out.mul_(torch.sign(y) if zeros is None else zeros)
-
-
-def _power_sum_terms(y: torch.Tensor, exponent: float, fused: bool) -> torch.Tensor:
-    """y**exponent for the sums of a solver pass. In eager, for 0 < e < 1, a zero y gives tiny**e ≤ 2⁻⁴⁰
-    instead of 0 (saving the mask): that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the
-    Newton step by as little and so keeps every iterate a lower bound."""
-    if fused or not 0 < exponent < 1 or _TINY**exponent > 2.0**-40 or abs(exponent * 4 - round(exponent * 4)) < 1e-9:
-        return _power(y, exponent, fused)
-    return torch.log2(y.clamp_min(_TINY)).mul_(exponent).exp2_()
 
 
 def converged(total: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -266,7 +263,7 @@ def _threshold_pass(
         return nxt, torch.where(below, lo, nxt)
     power = 1.0 / (alpha - 1.0)
     ys = y if c == 1.0 else y * c if fused else y.mul_(c)
-    w = _power_sum_terms(ys, power - 1.0, fused)
+    w = _power(ys, power - 1.0, fused, sum_terms=True)
     g = w.sum(-1, keepdim=True).clamp_min(_TINY)
     f1 = (w * ys if fused else w.mul_(ys)).sum(-1, keepdim=True)  # Σ p = f + 1
     if phi:  # Newton on φ = f1^(1/k): step (φ − 1)·f1^(1 − 1/k)/g

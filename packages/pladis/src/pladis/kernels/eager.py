@@ -50,8 +50,7 @@ def mixed_weights(
     """
 
     def solve(x: torch.Tensor, c: float, mean, exp_x) -> tuple[torch.Tensor, torch.Tensor, None]:
-        # The softmax-weighted start saves α > 1.5 a pass; the others converge as fast without it.
-        return (*entmax_weights(x, c, alpha, exp_x=exp_x if alpha > 1.5 else None), None)
+        return (*entmax_weights(x, c, alpha, exp_x=exp_x), None)  # exp_x: only given where it pays (mix)
 
     return mix(scores, bias, scale, alpha, temperature, solve)[0]
 
@@ -94,7 +93,7 @@ def mix(
         dense, dense_coef = exp_x, (1.0 - scale) / exp_x.sum(-1, keepdim=True)
     else:  # aten's softmax, unlike exp, has no slow path for masked (−inf, −10000) logits (8× faster then)
         dense, dense_coef = torch.softmax(x, dim=-1), 1.0 - scale
-        start_weights = scale != 0.0 and alpha > 1.5 and alpha != 2.0  # see mixed_weights' solve
+        start_weights = scale != 0.0 and alpha > 1.5 and alpha != 2.0  # saves α > 1.5 a pass; not the rest
         exp_x = dense / dense.amax(-1, keepdim=True) if start_weights else None  # = exp(x)
     done = None
     if scale == 0.0:
