@@ -8,7 +8,7 @@ At SDXL cross-attention shapes (B=2, H=10, Nq=4096 and B=2, H=20, Nq=1024; Nk=77
 * ``ours[<backend>]``: ``pladis.pladis_attention`` with each available back-end, and ``auto``.
 
 fp32 on CPU; fp16 on CUDA (``--device cuda``). Timings are medians of interleaved repetitions (CUDA:
-events after synchronisation). The first call of each back-end is timed apart: for ``compile`` it is
+events around 20 back-to-back calls, after synchronisation). The first call of each back-end is timed apart: for ``compile`` it is
 the compile time, reported, not hidden. ``err`` is the max |ours − literal| of that call.
 
     .venv/bin/python tools/bench_attention.py                       # CPU, all threads
@@ -49,16 +49,20 @@ def literal_eq15(q, k, v, scale=2.0, alpha=1.5):
     return dense_out + scale * (sparse.to(v.dtype) @ v - dense_out)
 
 
-def timer(device: torch.device):
-    def run(fn) -> float:
+def timer(device: torch.device, calls: int = 1):
+    """ms per call of ``fn``; on CUDA ``calls`` back-to-back launches between two events (one launch
+    alone would mostly time the launch and the event, not the kernel)."""
+
+    def run(fn, calls: int = calls) -> float:
         if device.type == "cuda":
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             torch.cuda.synchronize()
             start.record()
-            fn()
+            for _ in range(calls):
+                fn()
             stop.record()
             torch.cuda.synchronize()
-            return start.elapsed_time(stop)
+            return start.elapsed_time(stop) / calls
         begin = time.perf_counter()
         fn()
         return (time.perf_counter() - begin) * 1e3
@@ -80,7 +84,7 @@ def bench_shape(shape, alphas, names, dtype, device, reps, with_literal):
     b, h, nq, nk, d = shape
     gen = torch.Generator(device=device).manual_seed(0)
     q, k, v = (torch.randn(b, h, n, d, generator=gen, device=device, dtype=dtype) for n in (nq, nk, nk))
-    run = timer(device)
+    run = timer(device, calls=20 if device.type == "cuda" else 1)
     rows = []
     for alpha in alphas:
         fns = {"sdpa": lambda: F.scaled_dot_product_attention(q, k, v)}
@@ -91,7 +95,7 @@ def bench_shape(shape, alphas, names, dtype, device, reps, with_literal):
         reference = literal_eq15(q.float(), k.float(), v.float(), 2.0, alpha) if with_literal else None
         first, errors = {}, {}
         for key, fn in fns.items():  # first calls: compile / autotune / caches, timed apart
-            first[key] = run(fn)
+            first[key] = run(fn, calls=1)
             if key.startswith("ours") and reference is not None:
                 errors[key] = (fn().float() - reference).abs().max().item()
         times = {key: [] for key in fns}
@@ -133,11 +137,7 @@ def main() -> None:
         for row in rows:
             shape_, alpha, key, med, ratio, first, err = row
             err_s = f"{err:.1e}" if err is not None else ""
-            print(f"{str(shape_):22s} {alpha:5.2f} {key:16s} {med:9.2f} {ratio:8.2f} {first:12.1f} {err_s:>15s}", flush=True)
-    if "triton" in names:
-        from pladis.kernels import triton_kernel
-
-        print("# Triton autotune picks:", {str(k): str(v) for k, v in triton_kernel._tuned.cache.items()})
+            print(f"{str(shape_):22s} {alpha:5.2f} {key:16s} {med:9.4g} {ratio:8.2f} {first:12.1f} {err_s:>15s}", flush=True)
 
 
 if __name__ == "__main__":

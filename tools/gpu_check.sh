@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# One device run (not a test): Triton kernel vs eager on CUDA (fp16/bf16/fp32, masks, hard cases) and both
-# benchmarks on the GPU. Needs the carried wheels in .whl/ (diffusers, entmax, importlib_metadata).
-#   run tool:  bash tools/gpu_check.sh [--quick]      (carry: [".whl"])
-# --quick: kernel check without the SDXL-size case and without autotuning; attention benchmark of the
-# Triton back-end only (no literal reference); UNet with the literal reference at α = 1.5 only.
+# One device run (not a test): Triton kernel vs eager on CUDA (fp16/bf16/fp32, masks, hard cases), the
+# kernel's launch configurations and pass counts, and both benchmarks on the GPU. Needs the carried wheels
+# in .whl/ (diffusers, entmax, importlib_metadata); .gpu/old_triton_kernel.py, if carried, is timed too.
+#   run tool:  bash tools/gpu_check.sh [--quick]      (carry: [".whl", ".gpu"])
+# --quick: kernel check with fewer dtypes; attention benchmark of the Triton
+# back-end only (no literal reference); UNet with the literal reference at α = 1.5 only.
 set -u
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   || echo "wheel install failed: UNet benchmark will be skipped"
 export PYTHONPATH=/tmp/site:$PWD/packages/pladis/src:$PWD/registry/src:$PWD/tools
+O=${OUT:-/tmp}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 if [ "${1:-}" = "--quick" ]; then
-  KC="--quick"; BA="--backends triton --no-literal --reps 30"; BU="--literal-alphas 1.5"
+  KC="--quick"; BA="--backends triton --no-literal --reps 10"; BU="--literal-alphas 1.5 --reps 15"
 else
-  KC=""; BA="--backends eager triton auto --reps 20"; BU="--literal-alphas 1.5 2.0"
+  KC=""; BA="--backends eager triton auto --reps 20"; BU="--literal-alphas 1.5 2.0 --reps 15"
 fi
+OLD=""; [ -f .gpu/old_triton_kernel.py ] && OLD="--old .gpu/old_triton_kernel.py"
 echo "== kernel check"
-timeout 70 python3 tools/gpu_kernel_check.py $KC 2>&1 | tee ${OUT:-/tmp}/kernel_check.txt
+timeout 120 python3 tools/gpu_kernel_check.py $KC 2>&1 | tee $O/kernel_check.txt
+echo "== kernel configurations and passes"
+timeout 150 python3 tools/bench_triton_configs.py $OLD 2>&1 | tee $O/triton_configs.txt
 echo "== attention benchmark"
-timeout 60 python3 tools/bench_attention.py --device cuda --dtype float16 $BA 2>&1 | tee ${OUT:-/tmp}/bench_attention_cuda.txt
+timeout 60 python3 tools/bench_attention.py --device cuda --dtype float16 $BA 2>&1 | tee $O/bench_attention_cuda.txt
 echo "== unet benchmark"
-timeout 100 python3 tools/bench_unet.py --arch sdxl --device cuda --reps 5 $BU 2>&1 | tee ${OUT:-/tmp}/bench_unet_cuda.txt
+timeout 150 python3 tools/bench_unet.py --arch sdxl --device cuda $BU 2>&1 | tee $O/bench_unet_cuda.txt

@@ -64,24 +64,25 @@ def cases(device):
     d160 = (rnd(2, 8, 64, 160), rnd(2, 8, 9, 160), rnd(2, 8, 9, 160))
     yield "D=160 (SD1.5 deep), Nk=9", d160, {}, ((2.0,), (torch.float16, torch.bfloat16))
     yield "Nk=256, broadcast kv", (rnd(2, 4, 128, 64), rnd(1, 1, 256, 64), rnd(1, 1, 256, 32)), {}, ((1.25,), half)
+    yield "Nk=154 (two prompt chunks)", (rnd(2, 10, 256, 64), rnd(2, 10, 154, 64), rnd(2, 10, 154, 64)), {}, ((1.5, 2.0), half)
 
 
 def main() -> int:
-    """``--quick``: skip the SDXL-size case and the autotuning (one BLOCK_M, so one compile per case)."""
+    """``--quick``: fp16 and fp32 only (bf16 for α = 1.5), the SDXL-size case in fp16 only;
+    ``--only NAME``: the cases whose name contains NAME."""
     device = torch.device("cuda")
     quick = "--quick" in sys.argv
-    if quick:
-        from pladis.kernels import triton_kernel
-
-        triton_kernel._AUTOTUNE = False
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""  # a case-name substring
     print(f"# {torch.cuda.get_device_name(device)}; auto on CUDA fp16 picks:",
           backends.choose("auto", *(torch.empty(2, 10, n, 64, device=device, dtype=torch.float16) for n in (4096, 77, 77))))
     failures = 0
     for name, (q, k, v), kw, (alphas, dtypes) in cases(device):
-        if quick and name.startswith("sdxl"):
+        if only not in name:
             continue
         for alpha in alphas:
             for dtype in dtypes:
+                if quick and (dtype == torch.bfloat16 and alpha != 1.5 or name.startswith("sdxl") and dtype != torch.float16):
+                    continue
                 qd, kd, vd = (t.to(dtype) for t in (q, k, v))
                 begin = time.perf_counter()
                 out = pladis.pladis_attention(qd, kd, vd, alpha=alpha, backend="triton", **kw)

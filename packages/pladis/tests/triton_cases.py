@@ -76,3 +76,32 @@ def test_triton_kernel_shapes_and_broadcast(interpreted):
     torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, 1.75), atol=2e-5, rtol=1e-5)
     two_d = pladis.pladis_attention(q[0], k[0], v[0], alpha=2.0, backend="triton")
     torch.testing.assert_close(two_d.double(), _literal(q[0], k[0], v[0], 2.0, 2.0), atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_key", [5, 16, 17, 64, 65, 80, 128, 200, 256])
+def test_triton_kernel_key_tiles(interpreted, n_key):
+    """Every split of the keys into a power-of-two tile and a padded tail gives Eq. 15, with and
+    without a mask (masked keys in both tiles, one row with every key masked)."""
+    expected = {5: (16, 0), 16: (16, 0), 17: (16, 16), 64: (64, 0), 65: (64, 16), 80: (64, 16),
+                128: (128, 0), 200: (128, 128), 256: (256, 0)}
+    assert interpreted.key_tiles(n_key) == expected[n_key]
+    q, k, v = _qkv(b=1, h=2, nq=20, nk=n_key, d=16, dv=8, seed=n_key, spread=2.0)
+    for alpha in (1.5, 1.75):
+        out = pladis.pladis_attention(q, k, v, alpha=alpha, backend="triton")
+        torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, alpha), atol=2e-5, rtol=1e-5)
+    keep = torch.rand(1, 2, 20, n_key, generator=torch.Generator().manual_seed(1)) > 0.3
+    keep[..., 0] = True
+    keep[0, 1, 4] = False
+    out = pladis.pladis_attention(q, k, v, alpha=2.0, attn_mask=keep, backend="triton")
+    torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, 2.0, bias=_bias(keep)), atol=2e-5, rtol=1e-5)
+    assert torch.equal(out[0, 1, 4], torch.zeros(8))
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_triton_kernel_finishes_unconverged_rows(interpreted, monkeypatch, alpha):
+    """With a single fixed pass most rows are unsolved: the straggler loop must still end exactly."""
+    monkeypatch.setattr(interpreted, "PASSES", {alpha: 1})
+    assert interpreted.passes_for(alpha) == 1
+    q, k, v = _hard_scores_inputs()
+    out = pladis.pladis_attention(q, k, v, alpha=alpha, backend="triton")
+    torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, alpha), atol=2e-5, rtol=1e-5)

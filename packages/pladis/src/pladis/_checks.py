@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 
 def check_alpha(alpha: float) -> float:
     """Return ``alpha`` as a float if it lies in [1, 2], else raise ``ValueError``."""
@@ -40,3 +42,12 @@ def _as_float(value: object, name: str) -> float:
             pass
         raise ValueError(f"{name} must be a real number; got {value!r}")
     return float(value)
+
+
+def batch_shape(*shapes: torch.Size) -> torch.Size:
+    """``torch.broadcast_shapes(*shapes)``, without its cost (~30 µs a call, per launch on a GPU) when the
+    shapes are equal, as they are in every attention layer of a diffusers pipeline."""
+    first = shapes[0]
+    if all(shape == first for shape in shapes[1:]):
+        return torch.Size(first)
+    return torch.broadcast_shapes(*shapes)

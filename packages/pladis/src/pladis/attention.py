@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_alpha, check_scale, check_temperature
+from ._checks import batch_shape, check_alpha, check_scale, check_temperature
 from .kernels import backends
 from .kernels.eager import mixed_weights, scores_of
 
@@ -108,7 +108,7 @@ def _check_shapes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -
             f"key and value must have the same number of keys Nk (dim -2); got {key.shape[-2]} and {value.shape[-2]}"
         )
     try:
-        torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except RuntimeError as error:
         raise ValueError(
             f"batch dims of query {tuple(query.shape[:-2])}, key {tuple(key.shape[:-2])} and value "
@@ -117,5 +117,5 @@ def _check_shapes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -
 
 
 def _scores_shape(query: torch.Tensor, key: torch.Tensor) -> torch.Size:
-    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+    batch = batch_shape(query.shape[:-2], key.shape[:-2])
     return torch.Size((*batch, query.shape[-2], key.shape[-2]))

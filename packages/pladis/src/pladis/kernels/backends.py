@@ -25,6 +25,7 @@ import warnings
 
 import torch
 
+from .._checks import batch_shape
 from . import eager
 
 __all__ = ["BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "choose", "triton_available", "weights_backend"]
@@ -108,7 +109,7 @@ def choose(
         return "compile"
     if backend == "triton":  # CPU without the interpreter: what "eager" would do
         return "eager"
-    n_scores = query.shape[-2] * key.shape[-2] * torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]).numel()
+    n_scores = query.shape[-2] * key.shape[-2] * batch_shape(query.shape[:-2], key.shape[:-2]).numel()
     return "compile" if backend == "auto" and n_scores >= AUTO_COMPILE_MIN_SCORES else "eager"
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._checks import batch_shape
 from ..alpha_entmax import entmax_weights
 
 __all__ = ["attention", "mix", "mixed_weights", "scores_of"]
@@ -137,7 +138,7 @@ def attention(
     ``weights_fn(scores, bias, scale, alpha, temperature) -> (weights, done)`` computes a tile's weights;
     rows whose ``done`` flag is False are recomputed exactly, all at once, at the end.
     """
-    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     n_query, n_key = query.shape[-2], key.shape[-2]
     if budget is None:
         budget = CHUNK_ELEMENTS.get(query.device.type, _DEFAULT_CHUNK)
@@ -176,7 +177,7 @@ def attention(
                     pending.append(unsolved)
     if pending:
         _redo(out, pending, value, bias, scale, alpha, temperature)
-    return out.view(*torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2]), n_query, -1)
+    return out.view(*batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2]), n_query, -1)
 
 
 def _flat_index(lead: tuple[int, ...], batch: torch.Size) -> int:
