@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import statistics
 
 import torch
@@ -23,7 +22,6 @@ import torch.nn.functional as F
 import triton
 
 import pladis
-from pladis.alpha_entmax import _MAX_ITER, _PHI_PASSES, _RESIDUAL_TOL
 from pladis.kernels import triton_kernel as tk
 
 SHAPES = [(2, 10, 4096, 77, 64), (2, 20, 1024, 77, 64)]
@@ -60,22 +58,8 @@ def per_call_us(fn, calls: int = 50, reps: int = 7, graph: bool = True) -> float
 
 
 def launcher(q, k, v, alpha, block_m, warps, passes):
-    """A direct launch of the kernel (no autotuning) at one configuration; returns (run, out)."""
-    out = torch.empty_like(q)
-    block_a, block_b = tk.key_tiles(k.shape[-2])
-    args = (
-        q, k, v, out, out, *q.stride(), *k.stride(), *v.stride(), 0, 0, 0, 0, *out.stride(),
-        q.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3],
-        tk._LOG2E / math.sqrt(q.shape[3]), 1.0, (alpha - 1.0) / tk._LOG2E, 2.0, _RESIDUAL_TOL / (alpha - 1.0),
-        tk._STEP_EPS,
-    )
-    meta = dict(
-        ALPHA=alpha, KPOW=1.0 / (alpha - 1.0), HAS_BIAS=False, SAME_LOGITS=True, IEEE=False,
-        PHI_PASSES=_PHI_PASSES, PASSES=passes, MAX_ITER=_MAX_ITER + k.shape[2], BLOCK_A=block_a,
-        BLOCK_B=block_b, PAD_A=block_a > k.shape[2], BLOCK_D=64, BLOCK_DV=64, BLOCK_M=block_m,
-        num_warps=warps, num_stages=1,
-    )
-    grid = (triton.cdiv(q.shape[2], block_m), q.shape[0] * q.shape[1])
+    """A direct launch of the kernel at one configuration; returns (run, out, compiled kernel)."""
+    out, grid, args, meta = tk.launch_plan(q, k, v, None, 2.0, alpha, 1.0, passes=passes, block_m=block_m, warps=warps)
     compiled = tk._pladis_kernel[grid](*args, **meta)
     return (lambda: tk._pladis_kernel[grid](*args, **meta)), out, compiled
 

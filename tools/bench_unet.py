@@ -17,8 +17,6 @@ running one forward (total, and above the RSS before the forward).
 from __future__ import annotations
 
 import argparse
-import functools
-import inspect
 import json
 import math
 import resource
@@ -106,21 +104,9 @@ def processors(unet, variant: str, backend: str) -> dict:
     for name, module in unet.named_modules():
         if isinstance(module, Attention) and module.is_cross_attention:
             procs[f"{name}.processor"] = (
-                LiteralEq15Processor(2.0, alpha) if kind == "literal" else make_pladis(alpha, backend)
+                LiteralEq15Processor(2.0, alpha) if kind == "literal" else pladis.PLADISAttnProcessor(2.0, alpha, backend=backend)
             )
     return procs
-
-
-def make_pladis(alpha: float, backend: str):
-    """``PLADISAttnProcessor(2.0, α)`` with ``backend``: passed through when the processor takes it, else
-    set by patching the processor module's ``pladis_attention`` (benchmark-only)."""
-    if "backend" in inspect.signature(pladis.PLADISAttnProcessor).parameters:
-        return pladis.PLADISAttnProcessor(2.0, alpha, backend=backend)
-    import pladis.processor as processor_module
-
-    if backend != "auto" and not isinstance(processor_module.pladis_attention, functools.partial):
-        processor_module.pladis_attention = functools.partial(pladis.pladis_attention, backend=backend)
-    return pladis.PLADISAttnProcessor(2.0, alpha)
 
 
 def forward(unet, inputs, device):

@@ -44,7 +44,7 @@ def pladis_attention(
     scale = check_scale(scale)
     alpha = check_alpha(alpha)
     temperature = check_temperature(temperature)
-    bias = mask_to_bias(attn_mask, _scores_shape(query, key)) if attn_mask is not None else None
+    bias = mask_to_bias(attn_mask, scores_shape(query, key)) if attn_mask is not None else None
     return backends.attention(query, key, value, bias, scale, alpha, temperature, backend)
 
 
@@ -116,6 +116,6 @@ def _check_shapes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -
         ) from error
 
 
-def _scores_shape(query: torch.Tensor, key: torch.Tensor) -> torch.Size:
+def scores_shape(query: torch.Tensor, key: torch.Tensor) -> torch.Size:
     batch = batch_shape(query.shape[:-2], key.shape[:-2])
     return torch.Size((*batch, query.shape[-2], key.shape[-2]))

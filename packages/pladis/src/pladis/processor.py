@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_alpha, check_scale, check_temperature
-from .attention import pladis_attention
+from .attention import mask_to_bias, scores_shape
+from .kernels import backends
 from .kernels.backends import check_backend
 
 __all__ = ["PLADISAttnProcessor", "StepWindow", "norms_span_heads", "run_attention"]
@@ -136,16 +137,12 @@ class PLADISAttnProcessor:
             return F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
             )
-        return pladis_attention(
-            query,
-            key,
-            value,
-            scale=self.scale,
-            alpha=self.alpha,
-            temperature=self.temperature,
-            attn_mask=attention_mask,
-            backend=self.backend,
-        )
+        # λ, α, T and the back-end were checked in __init__ and diffusers shapes q, k, v: the public
+        # pladis_attention's per-call checks would only repeat that work, thousands of times per image.
+        bias = None
+        if attention_mask is not None:
+            bias = mask_to_bias(attention_mask, scores_shape(query, key))
+        return backends.attention(query, key, value, bias, self.scale, self.alpha, self.temperature, self.backend)
 
     def _delegate(
         self,

@@ -41,6 +41,7 @@ PASSES = {1.5: 3, 2.0: 4}
 _FAR = tl.constexpr(-1.0e30)  # masked logits, base 2: exp2 gives 0 and 0·_FAR stays finite
 _STEP_EPS = 3e-7  # a pass that moves τ by less has nothing left to do (τ ∈ [−1, 0): ~2 fp32 ulps of 1)
 _LOG2E = 1.4426950408889634
+_LOG2E_C = tl.constexpr(_LOG2E)
 
 
 def passes_for(alpha: float) -> int:
@@ -109,7 +110,7 @@ def _biased(s, Bias, b_base, sbm, sbn, offs_m, offs_n, NQ, NK):
     """s + bias·log2(e) (the bias is an additive mask in natural units; −inf stays −inf)."""
     bias = tl.load(Bias + b_base + offs_m[:, None] * sbm + offs_n[None, :] * sbn,
                    mask=(offs_m < NQ)[:, None] & (offs_n < NK)[None, :], other=0.0).to(tl.float32)
-    return s + bias * 1.4426950408889634
+    return s + bias * _LOG2E_C
 
 
 @triton.jit
@@ -130,13 +131,9 @@ def _pass_sums(x, tau, c2, ALPHA: tl.constexpr, KPOW: tl.constexpr):
     """One tile's sums at τ, with y = [c·x − τ]₊ (scaled domain): α = 2 (Σy, |S|), α = 1.5 (Σy, Σy², |S|),
     else (Σ y^k = Σp, Σ y^(k−1), unused)."""
     y = tl.maximum(x * c2 - tau[:, None], 0.0)
-    if ALPHA == 2.0:
+    if ALPHA == 2.0 or ALPHA == 1.5:
         a = tl.sum(y, 1)
-        b = a
-        n = tl.sum(tl.where(y > 0.0, 1.0, 0.0), 1)
-    elif ALPHA == 1.5:
-        a = tl.sum(y, 1)
-        b = tl.sum(y * y, 1)
+        b = tl.sum(y * y, 1) if ALPHA == 1.5 else a
         n = tl.sum(tl.where(y > 0.0, 1.0, 0.0), 1)
     else:
         w = _pow(y, KPOW - 1.0)
@@ -174,9 +171,28 @@ def _step(tau, lo, a, b, n, PHI: tl.constexpr, ALPHA: tl.constexpr, KPOW: tl.con
 
 
 @triton.jit
-def _sparse(x, tau, c2, ALPHA: tl.constexpr, KPOW: tl.constexpr):
-    """Eq. 24 before normalising: [c·x − τ]₊^k for one tile."""
-    return _pow(tl.maximum(x * c2 - tau[:, None], 0.0), KPOW)
+def _both_sums(xsa, xsb, tau, c2, ALPHA: tl.constexpr, KPOW: tl.constexpr, HAS_B: tl.constexpr):
+    """:func:`_pass_sums` over the whole row (both key tiles)."""
+    a, b, n = _pass_sums(xsa, tau, c2, ALPHA, KPOW)
+    if HAS_B:
+        a2, b2, n2 = _pass_sums(xsb, tau, c2, ALPHA, KPOW)
+        a += a2
+        b += b2
+        n += n2
+    return a, b, n
+
+
+@triton.jit
+def _sparse(xsa, xsb, tau, c2, KPOW: tl.constexpr, HAS_B: tl.constexpr):
+    """Eq. 24 before normalising, [c·x − τ]₊^k, for both key tiles (the second is the first when there is
+    no tail tile), and the row sums Σp."""
+    pa = _pow(tl.maximum(xsa * c2 - tau[:, None], 0.0), KPOW)
+    total = tl.sum(pa, 1)
+    pb = pa
+    if HAS_B:
+        pb = _pow(tl.maximum(xsb * c2 - tau[:, None], 0.0), KPOW)
+        total += tl.sum(pb, 1)
+    return pa, pb, total
 
 
 @triton.jit
@@ -274,45 +290,28 @@ def _pladis_kernel(
     lo = tau
 
     step = tau
+    if not HAS_B:
+        xsb = xsa  # a stand-in the helpers never read
     for i in tl.static_range(PASSES):
-        p1, p2, pn = _pass_sums(xsa, tau, c2, ALPHA, KPOW)
-        if HAS_B:
-            q1, q2, qn = _pass_sums(xsb, tau, c2, ALPHA, KPOW)
-            p1 += q1
-            p2 += q2
-            pn += qn
+        p1, p2, pn = _both_sums(xsa, xsb, tau, c2, ALPHA, KPOW, HAS_B)
         nxt, lo, _ = _step(tau, lo, p1, p2, pn, i < PHI_PASSES, ALPHA, KPOW)
         step = nxt - tau
         tau = nxt
-
-    pa = _sparse(xsa, tau, c2, ALPHA, KPOW)
-    total = tl.sum(pa, 1)
-    if HAS_B:
-        pb = _sparse(xsb, tau, c2, ALPHA, KPOW)
-        total += tl.sum(pb, 1)
+    pa, pb, total = _sparse(xsa, xsb, tau, c2, KPOW, HAS_B)
 
     # Stragglers: rows whose Σp is off and whose last pass still moved τ; only their block iterates on.
     ok = (tl.abs(total - 1.0) <= tol) | (tl.abs(step) <= step_eps) | dead | (offs_m >= NQ)
     if tl.sum(tl.where(ok, 0, 1), 0) > 0:
         it = 0
         while (tl.sum(tl.where(ok, 0, 1), 0) > 0) & (it < MAX_ITER):
-            p1, p2, pn = _pass_sums(xsa, tau, c2, ALPHA, KPOW)
-            if HAS_B:
-                q1, q2, qn = _pass_sums(xsb, tau, c2, ALPHA, KPOW)
-                p1 += q1
-                p2 += q2
-                pn += qn
+            p1, p2, pn = _both_sums(xsa, xsb, tau, c2, ALPHA, KPOW, HAS_B)
             nxt, lo_next, at_tau = _step(tau, lo, p1, p2, pn, False, ALPHA, KPOW)
             settled = ok | (tl.abs(at_tau - 1.0) <= tol)
             ok = settled | (tl.abs(nxt - tau) <= step_eps)
             tau = tl.where(settled, tau, nxt)
             lo = tl.where(settled, lo, lo_next)
             it += 1
-        pa = _sparse(xsa, tau, c2, ALPHA, KPOW)
-        total = tl.sum(pa, 1)
-        if HAS_B:
-            pb = _sparse(xsb, tau, c2, ALPHA, KPOW)
-            total += tl.sum(pb, 1)
+        pa, pb, total = _sparse(xsa, xsb, tau, c2, KPOW, HAS_B)
 
     # M = (1 − λ)·softmax + λ·entmax (Eq. 15 on the weights), then one M·V.
     dense_w = tl.where(dead, 0.0, (1.0 - lam) / z)
@@ -374,6 +373,26 @@ def triton_attention(
 ) -> torch.Tensor:
     """Eq. 15 by the fused kernel; shapes as ``scaled_dot_product_attention`` (Nk ≤ 256, D, Dv ≤ 256),
     α in (1, 2], q/k/v of one dtype (fp16, bf16 or fp32); ``bias`` is an additive float mask or None."""
+    out, grid, args, meta = launch_plan(query, key, value, bias, scale, alpha, temperature)
+    _pladis_kernel[grid](*args, **meta)
+    return out
+
+
+def launch_plan(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+    alpha: float,
+    temperature: float,
+    *,
+    passes: int | None = None,
+    block_m: int | None = None,
+    warps: int = _WARPS,
+) -> tuple[torch.Tensor, tuple[int, int], tuple, dict]:
+    """(output, grid, arguments, meta-parameters) of one kernel launch; ``passes``, ``block_m`` and
+    ``warps`` override the defaults (tools/bench_triton_configs.py times the alternatives)."""
     batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     n_query, head_dim = query.shape[-2:]
     n_key, dim_v = key.shape[-2], value.shape[-1]
@@ -396,12 +415,12 @@ def triton_attention(
     )
     meta = dict(
         ALPHA=float(alpha), KPOW=1.0 / (alpha - 1.0), HAS_BIAS=bias is not None, SAME_LOGITS=same_logits,
-        IEEE=query.dtype == torch.float32, PHI_PASSES=_PHI_PASSES, PASSES=passes_for(alpha),
+        IEEE=query.dtype == torch.float32, PHI_PASSES=_PHI_PASSES, PASSES=passes or passes_for(alpha),
         MAX_ITER=_MAX_ITER + n_key, BLOCK_A=block_a, BLOCK_B=block_b, PAD_A=block_a > n_key,
         BLOCK_D=max(16, triton.next_power_of_2(head_dim)), BLOCK_DV=max(16, triton.next_power_of_2(dim_v)),
     )
-    n_bh = q.shape[0] * q.shape[1]
-    block_m = _BLOCK_M_WIDE if block_a + block_b > _WIDE or _INTERPRET else _BLOCK_M
-    grid = (triton.cdiv(n_query, block_m), n_bh)
-    _pladis_kernel[grid](*args, **meta, BLOCK_M=block_m, num_warps=_WARPS, num_stages=1)
-    return out.view(*batch, n_query, dim_v)
+    if block_m is None:
+        block_m = _BLOCK_M_WIDE if block_a + block_b > _WIDE or _INTERPRET else _BLOCK_M
+    meta.update(BLOCK_M=block_m, num_warps=warps, num_stages=1)
+    grid = (triton.cdiv(n_query, block_m), q.shape[0] * q.shape[1])
+    return out.view(*batch, n_query, dim_v), grid, args, meta
