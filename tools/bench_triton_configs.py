@@ -23,6 +23,7 @@ import triton
 
 import pladis
 from pladis.kernels import triton_kernel as tk
+from pladis.kernels import triton_launch as tl_
 
 SHAPES = [(2, 10, 4096, 77, 64), (2, 20, 1024, 77, 64)]
 ALPHAS = [1.25, 1.5, 1.75, 2.0]
@@ -59,12 +60,12 @@ def per_call_us(fn, calls: int = 50, reps: int = 7, graph: bool = True) -> float
 
 def launcher(q, k, v, alpha, block_m, warps, passes):
     """A direct launch of the kernel at one configuration; returns (run, out, compiled kernel)."""
-    out, grid, args, meta = tk.launch_plan(q, k, v, None, 2.0, alpha, 1.0, passes=passes, block_m=block_m, warps=warps)
+    out, grid, args, meta = tl_.launch_plan(q, k, v, None, 2.0, alpha, 1.0, passes=passes, block_m=block_m, warps=warps)
     compiled = tk._pladis_kernel[grid](*args, **meta)
     return (lambda: tk._pladis_kernel[grid](*args, **meta)), out, compiled
 
 
-def bench_shape(shape, alphas, old, device) -> None:
+def bench_shape(shape, alphas, old, device, default_only=False) -> None:
     b, h, nq, nk, d = shape
     gen = torch.Generator(device=device).manual_seed(0)
     q, k, v = (torch.randn(b, h, n, d, generator=gen, device=device, dtype=torch.float16) for n in (nq, nk, nk))
@@ -75,8 +76,8 @@ def bench_shape(shape, alphas, old, device) -> None:
     for alpha in alphas:
         ref = pladis.pladis_attention(q.float(), k.float(), v.float(), alpha=alpha, backend="eager")
         default = tk.passes_for(alpha)
-        variants = [(bm, w, default) for bm, w in CONFIGS]
-        variants += [(64, 4, p) for p in (default - 1, default + 1) if p >= 1]
+        variants = [(bm, w, default) for bm, w in CONFIGS[: 1 if default_only else None]]
+        variants += [(64, 4, p) for p in (default - 1, default + 1) if p >= 1 and not default_only]
         for bm, w, passes in variants:
             run, out, compiled = launcher(q, k, v, alpha, bm, w, passes)
             us = per_call_us(run)
@@ -101,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", default=None, help="path of an older triton kernel module to time too")
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS)
+    parser.add_argument("--default-only", action="store_true", help="only the default configuration and passes")
     args = parser.parse_args()
     old = None
     if args.old:
@@ -111,7 +113,7 @@ def main() -> None:
     print(f"# {torch.cuda.get_device_name(device)}, torch {torch.__version__}, triton {triton.__version__}")
     print(f"{'shape':22s} {'α':>5s} {'variant':26s} {'µs':>8s} {'× SDPA':>7s} {'regs':>5s} {'spill':>5s} {'max err':>8s}")
     for shape in SHAPES:
-        bench_shape(shape, args.alphas, old, device)
+        bench_shape(shape, args.alphas, old, device, args.default_only)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Compares ``backend="triton"`` with the eager back-end (on fp32 copies of the inputs) on CUDA for fp16,
 bf16 and fp32, hard score rows, masks, temperature, strided inputs and odd shapes, and fp32 against the
-`entmax` package oracle (Eq. 15 written literally, float64). Prints one line per case and a verdict.
+`entmax` package oracle (Eq. 15 written literally, float64), and the direct launches of cached plans
+(pladis.kernels.triton_launch) bit for bit against Triton's launcher. Prints one line per case and a verdict.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import torch
 
 import pladis
-from pladis.kernels import backends
+from pladis.kernels import backends, triton_launch
 
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
 
@@ -100,6 +101,11 @@ def main() -> int:
                     err_o = (out.double() - oracle).abs().max().item()
                     ok = ok and err_o <= 3e-4  # the hard rows reach |S| ~ 1e3: fp32 rounding of S itself
                     line += f"  max|triton−oracle| {err_o:.2e}"
+                # Calls 2 and 3 with the same layout: the checked first direct launch, then a plain one.
+                again = [pladis.pladis_attention(qd, kd, vd, alpha=alpha, backend="triton", **kw) for _ in range(2)]
+                same = all(torch.equal(o, out) for o in again) and triton_launch.direct_launch_enabled()
+                ok = ok and same
+                line += f"  direct launch ≡ {'yes' if same else 'NO'}"
                 failures += not ok
                 print(f"{'PASS' if ok else 'FAIL'} {line}  (call {first * 1e3:.0f} ms)", flush=True)
     print(f"# {failures} failure(s)")

@@ -105,3 +105,21 @@ def test_triton_kernel_finishes_unconverged_rows(interpreted, monkeypatch, alpha
     q, k, v = _hard_scores_inputs()
     out = pladis.pladis_attention(q, k, v, alpha=alpha, backend="triton")
     torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, alpha), atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_triton_launch_plans_are_reused_for_new_data(interpreted, masked):
+    """A second call with the same layout takes the cached plan (its own output, the new data's result)."""
+    from pladis.kernels import triton_launch
+
+    triton_launch._plans.clear()
+    mask = torch.zeros(1, 1, 1, 77, dtype=torch.bool) if masked else None
+    if masked:
+        mask[..., :50] = True
+    for seed in (11, 12):
+        q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in _qkv(b=1, h=2, nq=33, nk=77, d=40, seed=seed))
+        out = pladis.pladis_attention(q, k, v, alpha=1.25, attn_mask=mask, backend="triton")
+        expected = _literal(q, k, v, 2.0, 1.25, 1.0, None if mask is None else _bias(mask))
+        torch.testing.assert_close(out.double(), expected, atol=2e-5, rtol=1e-5)
+        assert out.transpose(1, 2).is_contiguous()  # (B, Nq, H, Dv) memory, as SDPA writes it
+    assert len(triton_launch._plans) == 1

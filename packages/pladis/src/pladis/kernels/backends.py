@@ -138,7 +138,7 @@ def attention(
     """Eq. 15 by the implementation :func:`choose` picks."""
     chosen = choose(backend, query, key, value, bias, alpha)
     if chosen == "triton":
-        from .triton_kernel import triton_attention
+        from .triton_launch import triton_attention
 
         return triton_attention(query, key, value, bias, scale, alpha, temperature)
     if chosen == "compile":

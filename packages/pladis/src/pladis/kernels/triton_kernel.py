@@ -17,18 +17,13 @@ Triton, :mod:`pladis.kernels.backends` never loads this module.
 
 from __future__ import annotations
 
-import math
 import os
 
-import torch
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from .._checks import batch_shape
-from ..alpha_entmax import _MAX_ITER, _PHI_PASSES, _RESIDUAL_TOL
-
-__all__ = ["triton_attention", "PASSES"]
+__all__ = ["PASSES", "key_tiles", "passes_for"]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # One launch configuration (measured on an H200, tools/bench_triton_configs.py: BLOCK_M = 64 with 4 warps
@@ -346,81 +341,3 @@ def key_tiles(n_key: int) -> tuple[int, int]:
     if head == n_key:
         return head, 0
     return head, max(16, triton.next_power_of_2(n_key - head))
-
-
-def _as_bh(tensor: torch.Tensor, batch: torch.Size) -> torch.Tensor:
-    """``tensor`` broadcast to ``batch`` + its last two dims, viewed with exactly two batch dims (B, H)."""
-    if tensor.shape[:-2] == batch and len(batch) == 2:  # the common case, at no cost
-        return tensor
-    t = tensor.expand(*batch, *tensor.shape[-2:])
-    if len(batch) == 0:
-        return t.view(1, 1, *t.shape)
-    if len(batch) == 1:
-        return t.unsqueeze(0)
-    if len(batch) > 2:
-        t = t.reshape(-1, batch[-1], *t.shape[-2:])
-    return t
-
-
-def triton_attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    bias: torch.Tensor | None,
-    scale: float,
-    alpha: float,
-    temperature: float,
-) -> torch.Tensor:
-    """Eq. 15 by the fused kernel; shapes as ``scaled_dot_product_attention`` (Nk ≤ 256, D, Dv ≤ 256),
-    α in (1, 2], q/k/v of one dtype (fp16, bf16 or fp32); ``bias`` is an additive float mask or None."""
-    out, grid, args, meta = launch_plan(query, key, value, bias, scale, alpha, temperature)
-    _pladis_kernel[grid](*args, **meta)
-    return out
-
-
-def launch_plan(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    bias: torch.Tensor | None,
-    scale: float,
-    alpha: float,
-    temperature: float,
-    *,
-    passes: int | None = None,
-    block_m: int | None = None,
-    warps: int = _WARPS,
-) -> tuple[torch.Tensor, tuple[int, int], tuple, dict]:
-    """(output, grid, arguments, meta-parameters) of one kernel launch; ``passes``, ``block_m`` and
-    ``warps`` override the defaults (tools/bench_triton_configs.py times the alternatives)."""
-    batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    n_query, head_dim = query.shape[-2:]
-    n_key, dim_v = key.shape[-2], value.shape[-1]
-    q, k, v = (_as_bh(t, batch) for t in (query, key, value))
-    out = torch.empty(*q.shape[:2], n_query, dim_v, dtype=value.dtype, device=value.device)
-    if bias is not None:
-        b = _as_bh(bias.to(torch.float32) if bias.dtype == torch.float64 else bias, batch)
-        b = b.expand(*q.shape[:2], n_query, n_key)
-        b_strides = b.stride()
-    else:
-        b, b_strides = out, (0, 0, 0, 0)
-    same_logits = bias is None or temperature == 1.0
-    c = (alpha - 1.0) / temperature if same_logits else alpha - 1.0
-    block_a, block_b = key_tiles(n_key)
-    args = (
-        q, k, v, b, out, *q.stride(), *k.stride(), *v.stride(), *b_strides, *out.stride(),
-        q.shape[1], n_query, n_key, head_dim, dim_v,
-        _LOG2E / math.sqrt(head_dim), 1.0 / temperature, c / _LOG2E, scale, _RESIDUAL_TOL / (alpha - 1.0),
-        _STEP_EPS,
-    )
-    meta = dict(
-        ALPHA=float(alpha), KPOW=1.0 / (alpha - 1.0), HAS_BIAS=bias is not None, SAME_LOGITS=same_logits,
-        IEEE=query.dtype == torch.float32, PHI_PASSES=_PHI_PASSES, PASSES=passes or passes_for(alpha),
-        MAX_ITER=_MAX_ITER + n_key, BLOCK_A=block_a, BLOCK_B=block_b, PAD_A=block_a > n_key,
-        BLOCK_D=max(16, triton.next_power_of_2(head_dim)), BLOCK_DV=max(16, triton.next_power_of_2(dim_v)),
-    )
-    if block_m is None:
-        block_m = _BLOCK_M_WIDE if block_a + block_b > _WIDE or _INTERPRET else _BLOCK_M
-    meta.update(BLOCK_M=block_m, num_warps=warps, num_stages=1)
-    grid = (triton.cdiv(n_query, block_m), q.shape[0] * q.shape[1])
-    return out.view(*batch, n_query, dim_v), grid, args, meta

@@ -1,0 +1,137 @@
+"""The Triton kernel's launch plans (pladis.kernels.triton_launch), on CPU without a GPU.
+
+The direct launch reuses a compiled kernel for every call with the same plan key, so the key must fix
+everything Triton specialises the kernel on. Triton's own binder (the function its launcher runs on every
+call) is the oracle here: built for an sm_90 target, it runs on CPU tensors.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+jit = pytest.importorskip("triton.runtime.jit")
+if not hasattr(jit, "create_function_from_signature"):  # pragma: no cover - other Triton versions
+    pytest.skip("this Triton has no create_function_from_signature", allow_module_level=True)
+
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.backends.nvidia.compiler import CUDABackend  # noqa: E402
+
+from pladis.kernels import triton_launch  # noqa: E402
+from pladis.kernels.triton_kernel import _pladis_kernel  # noqa: E402
+
+_BINDER = jit.create_function_from_signature(_pladis_kernel.signature, _pladis_kernel.params, CUDABackend(GPUTarget("cuda", 90, 32)))
+
+
+def _heads(b, h, n, d, dtype, offset=0, transposed=True, gen=None):
+    """(b, h, n, d) heads at element ``offset`` of a larger buffer: as diffusers passes them
+    ((b, n, h, d) memory, transposed) or contiguous."""
+    size = b * h * n * d
+    buf = torch.randn(size + offset, generator=gen).to(dtype)[offset:]
+    if transposed:
+        return buf.view(b, n, h, d).transpose(1, 2)
+    return buf.view(b, h, n, d)
+
+
+def _inputs(offsets=(0, 0, 0), nq=40, nk=77, d=64, dtype=torch.float16, transposed=True, bias=False, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (_heads(2, 3, n, d, dtype, off, transposed, gen) for n, off in zip((nq, nk, nk), offsets, strict=True))
+    mask = torch.zeros(2, 1, 1, nk, dtype=dtype) if bias else None
+    return q, k, v, mask
+
+
+def _specialization(q, k, v, bias, scale=2.0, alpha=1.5, temperature=1.0):
+    out, grid, args, meta = triton_launch.launch_plan(q, k, v, bias, scale, alpha, temperature)
+    meta = {name: val for name, val in meta.items() if name not in ("num_warps", "num_stages")}
+    params, specialization, _ = _BINDER(*args, **meta)
+    return specialization, params, args, meta
+
+
+LAYOUTS = [
+    dict(),
+    dict(transposed=False),
+    dict(nk=16, d=40),
+    dict(nk=154, dtype=torch.bfloat16),
+    dict(bias=True),
+    dict(nq=33, dtype=torch.float32),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_equal_plan_keys_mean_equal_triton_specialisations(layout):
+    """Same key, other data, other (aligned) pointers, λ and T: Triton picks the very same kernel."""
+    q, k, v, bias = _inputs(**layout)
+    key = triton_launch._plan_key(q, k, v, bias, 2.0, 1.5, 1.0)
+    reference = _specialization(q, k, v, bias)[0]
+    width = q.element_size()
+    for seed, offsets in ((1, (0, 0, 0)), (2, (16 // width, 32 // width, 48 // width)), (3, (64, 128, 8 * 16))):
+        q2, k2, v2, bias2 = _inputs(offsets=offsets, seed=seed, **layout)
+        assert q2.data_ptr() != q.data_ptr()
+        assert triton_launch._plan_key(q2, k2, v2, bias2, 2.0, 1.5, 1.0) == key
+        assert _specialization(q2, k2, v2, bias2, scale=-1.0 - seed)[0] == reference
+
+
+def test_misaligned_pointers_change_the_specialisation():
+    """Why direct launches require 16-byte aligned pointers: the key does not hold the alignment."""
+    q, k, v, bias = _inputs()
+    q2, k2, v2, _ = _inputs(offsets=(1, 0, 0), seed=4)  # 2 bytes off
+    assert triton_launch._plan_key(q2, k2, v2, None, 2.0, 1.5, 1.0) == triton_launch._plan_key(q, k, v, None, 2.0, 1.5, 1.0)
+    assert _specialization(q2, k2, v2, None)[0] != _specialization(q, k, v, None)[0]
+
+
+def test_a_direct_launch_passes_what_tritons_launcher_passes():
+    """The plan's argument tail (scalars, then constexprs, in signature order) is what JITFunction.run
+    hands the compiled kernel after the five data pointers."""
+    q, k, v, bias = _inputs(bias=True)
+    _, params, args, meta = _specialization(q, k, v, bias)
+    out, grid, args, full_meta = triton_launch.launch_plan(q, k, v, bias, 2.0, 1.5, 1.0)
+    plan = triton_launch._Plan(grid, out.transpose(1, 2).shape, args, full_meta)
+    launched = tuple(params.values())
+    assert launched[5:] == plan.tail
+    assert all(isinstance(t, torch.Tensor) for t in launched[:5])
+    assert len(launched) == len(triton_launch._PARAMS)
+
+
+def test_output_is_written_as_sdpa_lays_it_out():
+    """(B, Nq, H, Dv) memory viewed as (B, H, Nq, Dv): the processor's transpose + reshape is free."""
+    q, k, v, _ = _inputs()
+    out = triton_launch.launch_plan(q, k, v, None, 2.0, 1.5, 1.0)[0]
+    assert out.shape == (2, 3, 40, 64)
+    assert out.transpose(1, 2).is_contiguous()
+    q3 = q[0]  # three dims: a plain contiguous output
+    assert triton_launch.launch_plan(q3, k[0], v[0], None, 2.0, 1.5, 1.0)[0].is_contiguous()
+
+
+def test_plannable_layouts():
+    q, k, v, bias = _inputs(bias=True)
+    assert triton_launch._plannable(q, k, v, bias)
+    assert triton_launch._plannable(q, k, v, None)
+    assert not triton_launch._plannable(q[0], k[0], v[0], None)  # 3-D: broadcast rules, no plan
+    assert not triton_launch._plannable(q, k[:1], v[:1], None)  # K, V broadcast over the batch
+    assert not triton_launch._plannable(q, k, v, bias.double())  # converted per call
+
+
+def test_plan_keys_tell_apart_every_launch_that_differs():
+    """Equal keys ⇔ equal (specialisation, scalar arguments, constexprs), over layouts that differ in one
+    tensor's strides, a size, the dtype, the mask or α."""
+    pool = []
+    for nk in (16, 77):
+        for which in range(4):  # none, or one of q, k, v contiguous instead of transposed
+            q, k, v, _ = _inputs(nk=nk)
+            if which:
+                tensors = [q, k, v]
+                tensors[which - 1] = tensors[which - 1].contiguous()
+                q, k, v = tensors
+            pool.append((q, k, v, None, 1.5))
+    q, k, v, bias = _inputs(bias=True)
+    pool += [(q, k, v, bias, 1.5), (q, k, v, None, 2.0), (q, k, v, bias[..., :1].expand(2, 1, 1, 77), 1.5)]  # a stride-0 mask
+    q, k, v, _ = _inputs(dtype=torch.bfloat16)
+    pool.append((q, k, v, None, 1.5))
+    seen = {}
+    for q, k, v, bias, alpha in pool:
+        spec, params, args, meta = _specialization(q, k, v, bias, alpha=alpha)
+        launch = (tuple(map(tuple, spec)), args[5:], tuple(sorted(meta.items())))
+        seen.setdefault(triton_launch._plan_key(q, k, v, bias, 2.0, alpha, 1.0), set()).add(launch)
+    assert all(len(launches) == 1 for launches in seen.values())
+    assert len(seen) == len(pool)
