@@ -6,7 +6,8 @@ issue 200 back-to-back calls ("host") and of wall time including the final sync 
 ``F.scaled_dot_product_attention`` vs ``pladis_attention(backend="triton")`` with and without direct
 launches (pladis.kernels.triton_launch); a diffusers ``Attention`` module (cross-attention, 640 → 2048
 context) with ``AttnProcessor2_0`` vs ``PLADISAttnProcessor``; and one SDXL UNet forward (batch 2,
-128×128, random weights), dense vs PLADIS α = 1.5: host ms to issue it and wall ms.
+128×128, random weights), dense vs PLADIS at each α, two rounds: host ms to issue it, wall ms, and the
+sum of its GPU kernel times (torch profiler) — the GPU's share, apart from what the host adds.
 
     python3 tools/bench_host_overhead.py [--no-unet]
 """
@@ -75,18 +76,32 @@ def attention_rows(device) -> None:
     triton_launch._direct["enabled"] = True
 
 
-def unet_rows(device) -> None:
+def gpu_kernel_ms(fn) -> float:
+    """Sum of the GPU kernel times of one call of ``fn`` (torch profiler): the GPU's share of the work,
+    whatever the host adds around it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(e.device_time_total for e in prof.key_averages() if e.device_time_total > 0) / 1e3
+
+
+def unet_rows(device, rounds: int = 2) -> None:
     from bench_unet import build, processors
 
     unet, inputs = build("sdxl", device, torch.float16)
     with torch.no_grad():
-        base = None
-        for variant in ("dense", "pladis 1.5"):
-            unet.set_attn_processor(processors(unet, variant, "auto"))
-            host, wall = per_call_us(lambda: unet(**inputs), calls=1, reps=9)
-            base = base or (host, wall)
-            print(f"{'SDXL UNet forward, ' + variant:44s} host {host / 1e3:7.1f} ms  wall {wall / 1e3:7.1f} ms"
-                  f"   × dense: host {host / base[0]:5.3f}  wall {wall / base[1]:5.3f}", flush=True)
+        for _ in range(rounds):
+            base = None
+            for variant in ("dense", "pladis 1.25", "pladis 1.5", "pladis 1.75", "pladis 2.0"):
+                unet.set_attn_processor(processors(unet, variant, "auto"))
+                host, wall = per_call_us(lambda: unet(**inputs), calls=1, reps=9)
+                gpu = gpu_kernel_ms(lambda: unet(**inputs))
+                base = base or (host, wall, gpu)
+                print(f"{'SDXL UNet forward, ' + variant:34s} host {host / 1e3:6.1f} ms  wall {wall / 1e3:6.1f} ms  "
+                      f"GPU kernels {gpu:5.1f} ms   × dense: host {host / base[0]:5.3f}  wall {wall / base[1]:5.3f}  "
+                      f"GPU {gpu / base[2]:5.3f}", flush=True)
 
 
 def main() -> None:

@@ -58,14 +58,16 @@ def per_call_us(fn, calls: int = 50, reps: int = 7, graph: bool = True) -> float
     return statistics.median(times)
 
 
-def launcher(q, k, v, alpha, block_m, warps, passes):
+def launcher(q, k, v, alpha, block_m, warps, passes, maxnreg=None):
     """A direct launch of the kernel at one configuration; returns (run, out, compiled kernel)."""
-    out, grid, args, meta = tl_.launch_plan(q, k, v, None, 2.0, alpha, 1.0, passes=passes, block_m=block_m, warps=warps)
+    out, grid, args, meta = tl_.launch_plan(
+        q, k, v, None, 2.0, alpha, 1.0, passes=passes, block_m=block_m, warps=warps, maxnreg=maxnreg
+    )
     compiled = tk._pladis_kernel[grid](*args, **meta)
     return (lambda: tk._pladis_kernel[grid](*args, **meta)), out, compiled
 
 
-def bench_shape(shape, alphas, old, device, default_only=False) -> None:
+def bench_shape(shape, alphas, old, device, default_only=False, maxnregs=()) -> None:
     b, h, nq, nk, d = shape
     gen = torch.Generator(device=device).manual_seed(0)
     q, k, v = (torch.randn(b, h, n, d, generator=gen, device=device, dtype=torch.float16) for n in (nq, nk, nk))
@@ -76,13 +78,14 @@ def bench_shape(shape, alphas, old, device, default_only=False) -> None:
     for alpha in alphas:
         ref = pladis.pladis_attention(q.float(), k.float(), v.float(), alpha=alpha, backend="eager")
         default = tk.passes_for(alpha)
-        variants = [(bm, w, default) for bm, w in CONFIGS[: 1 if default_only else None]]
-        variants += [(64, 4, p) for p in (default - 1, default + 1) if p >= 1 and not default_only]
-        for bm, w, passes in variants:
-            run, out, compiled = launcher(q, k, v, alpha, bm, w, passes)
+        variants = [(bm, w, default, None) for bm, w in CONFIGS[: 1 if default_only else None]]
+        variants += [(64, 4, p, None) for p in (default - 1, default + 1) if p >= 1 and not default_only]
+        variants += [(64, 4, default, cap) for cap in maxnregs]
+        for bm, w, passes, cap in variants:
+            run, out, compiled = launcher(q, k, v, alpha, bm, w, passes, cap)
             us = per_call_us(run)
             err = (out.float() - ref).abs().max().item()
-            name = f"triton M{bm} w{w} P{passes}"
+            name = f"triton M{bm} w{w} P{passes}" + (f" R≤{cap}" if cap else "")
             print(f"{str(shape):22s} {alpha:5.2f} {name:26s} {us:8.2f} {us / sdpa:7.2f} "
                   f"{getattr(compiled, 'n_regs', -1):5d} {getattr(compiled, 'n_spills', -1):5d} {err:8.1e}", flush=True)
         api = lambda a=alpha: pladis.pladis_attention(q, k, v, alpha=a, backend="triton")  # noqa: E731
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--old", default=None, help="path of an older triton kernel module to time too")
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS)
     parser.add_argument("--default-only", action="store_true", help="only the default configuration and passes")
+    parser.add_argument("--maxnreg", type=int, nargs="*", default=[], help="register caps to time too")
     args = parser.parse_args()
     old = None
     if args.old:
@@ -113,7 +117,7 @@ def main() -> None:
     print(f"# {torch.cuda.get_device_name(device)}, torch {torch.__version__}, triton {triton.__version__}")
     print(f"{'shape':22s} {'α':>5s} {'variant':26s} {'µs':>8s} {'× SDPA':>7s} {'regs':>5s} {'spill':>5s} {'max err':>8s}")
     for shape in SHAPES:
-        bench_shape(shape, args.alphas, old, device, args.default_only)
+        bench_shape(shape, args.alphas, old, device, args.default_only, args.maxnreg)
 
 
 if __name__ == "__main__":

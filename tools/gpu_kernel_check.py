@@ -65,6 +65,7 @@ def cases(device):
     d160 = (rnd(2, 8, 64, 160), rnd(2, 8, 9, 160), rnd(2, 8, 9, 160))
     yield "D=160 (SD1.5 deep), Nk=9", d160, {}, ((2.0,), (torch.float16, torch.bfloat16))
     yield "Nk=256, broadcast kv", (rnd(2, 4, 128, 64), rnd(1, 1, 256, 64), rnd(1, 1, 256, 32)), {}, ((1.25,), half)
+    yield "Nk=100 (64 + 64 keys)", (rnd(2, 10, 200, 64), rnd(2, 10, 100, 64), rnd(2, 10, 100, 64)), {}, ((1.75,), half)
     yield "Nk=154 (two prompt chunks)", (rnd(2, 10, 256, 64), rnd(2, 10, 154, 64), rnd(2, 10, 154, 64)), {}, ((1.5, 2.0), half)
 
 

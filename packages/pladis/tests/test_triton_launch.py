@@ -135,3 +135,42 @@ def test_plan_keys_tell_apart_every_launch_that_differs():
         seen.setdefault(triton_launch._plan_key(q, k, v, bias, 2.0, alpha, 1.0), set()).add(launch)
     assert all(len(launches) == 1 for launches in seen.values())
     assert len(seen) == len(pool)
+
+
+@pytest.mark.parametrize(("nk", "d", "capped"), [(77, 64, True), (77, 80, True), (128, 64, True), (154, 64, False), (9, 160, False)])
+def test_register_cap_only_for_tiles_measured_to_compile_under_it(nk, d, capped):
+    q, k, v, _ = _inputs(nk=nk, d=d)
+    meta = triton_launch.launch_plan(q, k, v, None, 2.0, 1.5, 1.0)[3]
+    assert meta.get("maxnreg") == (triton_launch._MAX_REGISTERS if capped else None)
+    assert triton_launch.launch_plan(q, k, v, None, 2.0, 1.5, 1.0, maxnreg=200)[3]["maxnreg"] == 200
+
+
+class _FakeKernel:
+    """Stands in for the JIT kernel: ``kernel[grid](*args, **meta)`` fails while ``fail(meta)``."""
+
+    def __init__(self, fail):
+        self.fail, self.launches = fail, []
+
+    def __getitem__(self, grid):
+        def launch(*args, **meta):
+            if self.fail(meta):
+                raise RuntimeError("ptxas fatal: Insufficient registers")
+            self.launches.append(dict(meta))
+            return "compiled"
+
+        return launch
+
+
+def test_a_register_cap_that_does_not_compile_is_dropped(monkeypatch):
+    fake = _FakeKernel(lambda meta: "maxnreg" in meta)
+    monkeypatch.setattr(triton_launch, "_pladis_kernel", fake)
+    meta = {"BLOCK_M": 64, "maxnreg": 128}
+    assert triton_launch._triton_launch((1, 1), (), meta) == "compiled"
+    assert meta == {"BLOCK_M": 64} and fake.launches == [{"BLOCK_M": 64}]  # dropped for good, launched once
+    broken = _FakeKernel(lambda meta: True)
+    monkeypatch.setattr(triton_launch, "_pladis_kernel", broken)
+    with pytest.raises(RuntimeError, match="Insufficient registers"):
+        triton_launch._triton_launch((1, 1), (), {"BLOCK_M": 64, "maxnreg": 128})
+    with pytest.raises(RuntimeError):  # no cap to drop: the error stands
+        triton_launch._triton_launch((1, 1), (), {"BLOCK_M": 64})
+    assert broken.launches == []

@@ -37,6 +37,7 @@ from .triton_kernel import (
     _BLOCK_M_WIDE,
     _INTERPRET,
     _LOG2E,
+    _MAX_REGISTERS,
     _STEP_EPS,
     _WARPS,
     _WIDE,
@@ -85,7 +86,7 @@ def triton_attention(
     α in (1, 2], q/k/v of one dtype (fp16, bf16 or fp32); ``bias`` is an additive float mask or None."""
     if not _plannable(query, key, value, bias):
         out, grid, args, meta = launch_plan(query, key, value, bias, scale, alpha, temperature)
-        _pladis_kernel[grid](*args, **meta)
+        _triton_launch(grid, args, meta)
         return out
     plan_key = _plan_key(query, key, value, bias, scale, alpha, temperature)
     plan = _plans.get(plan_key)
@@ -98,7 +99,7 @@ def triton_attention(
         out = torch.empty(plan.out_shape, dtype=value.dtype, device=value.device).transpose(1, 2)
     b = out if bias is None else bias.expand(*query.shape[:3], key.shape[-2])
     if not _direct["enabled"]:
-        _pladis_kernel[plan.grid](query, key, value, b, out, *plan.args, **plan.meta)
+        _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
         return out
     pointers = (query.data_ptr(), key.data_ptr(), value.data_ptr(), b.data_ptr(), out.data_ptr())
     # The plan key fixes every specialisation but the pointers' 16-byte alignment: direct launches (and
@@ -111,7 +112,7 @@ def triton_attention(
         if not torch.cuda.is_current_stream_capturing():
             _first_direct_launch(plan, pointers, (query, key, value, b, out))
             return out
-    kernel = _pladis_kernel[plan.grid](query, key, value, b, out, *plan.args, **plan.meta)
+    kernel = _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
     if direct:
         plan.kernel = kernel
     return out
@@ -136,6 +137,19 @@ def _plannable(query, key, value, bias) -> bool:
     )
 
 
+def _triton_launch(grid: tuple[int, int], args: tuple, meta: dict):
+    """Triton's own launch (compiling on first use); returns the compiled kernel. Should the register
+    cap make the compile fail (ptxas: "insufficient registers"), the cap is dropped from ``meta`` for good
+    and the launch retried: nothing was launched, so nothing runs twice."""
+    try:
+        return _pladis_kernel[grid](*args, **meta)
+    except Exception:
+        if "maxnreg" not in meta:
+            raise
+    del meta["maxnreg"]
+    return _pladis_kernel[grid](*args, **meta)
+
+
 def _launch(plan: _Plan, pointers: tuple[int, ...]) -> None:
     """The compiled kernel's launch, as Triton's ``JITFunction.run`` makes it after its cache lookup."""
     kernel = plan.kernel
@@ -153,7 +167,7 @@ def _first_direct_launch(plan: _Plan, pointers: tuple[int, ...], tensors: tuple[
     """Launch through Triton into ``out`` and directly into a scratch copy; keep direct launches only if
     both give the same bits."""
     query, key, value, b, out = tensors
-    _pladis_kernel[plan.grid](query, key, value, b, out, *plan.args, **plan.meta)
+    _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
     scratch = torch.empty_like(out)
     reason = None
     try:
@@ -195,9 +209,11 @@ def launch_plan(
     passes: int | None = None,
     block_m: int | None = None,
     warps: int = _WARPS,
+    maxnreg: int | None = None,
 ) -> tuple[torch.Tensor, tuple[int, int], tuple, dict]:
-    """(output, grid, arguments, meta-parameters) of one kernel launch; ``passes``, ``block_m`` and
-    ``warps`` override the defaults (tools/bench_triton_configs.py times the alternatives)."""
+    """(output, grid, arguments, meta-parameters) of one kernel launch; ``passes``, ``block_m``,
+    ``warps`` and ``maxnreg`` (a register cap) override the defaults (tools/bench_triton_configs.py times
+    the alternatives)."""
     batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     n_query, head_dim = query.shape[-2:]
     n_key, dim_v = key.shape[-2], value.shape[-1]
@@ -231,5 +247,9 @@ def launch_plan(
     if block_m is None:
         block_m = _BLOCK_M_WIDE if block_a + block_b > _WIDE or _INTERPRET else _BLOCK_M
     meta.update(BLOCK_M=block_m, num_warps=warps, num_stages=1)
+    if maxnreg is None and max(meta["BLOCK_D"], meta["BLOCK_DV"], block_a + block_b) <= _WIDE and not _INTERPRET:
+        maxnreg = _MAX_REGISTERS  # wider tiles need more (D = 160: ptxas asks for 158)
+    if maxnreg is not None:
+        meta["maxnreg"] = maxnreg
     grid = (triton.cdiv(n_query, block_m), q.shape[0] * q.shape[1])
     return out.reshape(*batch, n_query, dim_v) if len(batch) != 2 else out, grid, args, meta
