@@ -164,9 +164,12 @@ class _FakeKernel:
 def test_a_register_cap_that_does_not_compile_is_dropped(monkeypatch):
     fake = _FakeKernel(lambda meta: "maxnreg" in meta)
     monkeypatch.setattr(triton_launch, "_pladis_kernel", fake)
+    monkeypatch.setitem(triton_launch._register_cap, "enabled", True)
     meta = {"BLOCK_M": 64, "maxnreg": 128}
     assert triton_launch._triton_launch((1, 1), (), meta) == "compiled"
-    assert meta == {"BLOCK_M": 64} and fake.launches == [{"BLOCK_M": 64}]  # dropped for good, launched once
+    assert meta == {"BLOCK_M": 64} and fake.launches == [{"BLOCK_M": 64}]  # dropped, launched once
+    q, k, v, _ = _inputs()
+    assert "maxnreg" not in triton_launch.launch_plan(q, k, v, None, 2.0, 1.5, 1.0)[3]  # and from later plans
     broken = _FakeKernel(lambda meta: True)
     monkeypatch.setattr(triton_launch, "_pladis_kernel", broken)
     with pytest.raises(RuntimeError, match="Insufficient registers"):

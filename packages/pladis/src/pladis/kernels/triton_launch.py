@@ -53,6 +53,7 @@ _N_TENSORS = 5  # Q, K, V, Bias, Out: the leading parameters, launched as data p
 _MAX_PLANS = 512
 _plans: dict[tuple, _Plan] = {}
 _direct = {"enabled": not _INTERPRET and os.environ.get("PLADIS_TRITON_DIRECT_LAUNCH", "1") != "0"}
+_register_cap = {"enabled": not _INTERPRET}  # off for good once a capped compile fails
 
 
 def direct_launch_enabled() -> bool:
@@ -139,14 +140,15 @@ def _plannable(query, key, value, bias) -> bool:
 
 def _triton_launch(grid: tuple[int, int], args: tuple, meta: dict):
     """Triton's own launch (compiling on first use); returns the compiled kernel. Should the register
-    cap make the compile fail (ptxas: "insufficient registers"), the cap is dropped from ``meta`` for good
-    and the launch retried: nothing was launched, so nothing runs twice."""
+    cap make the compile fail (ptxas: "insufficient registers"), the cap is dropped, from ``meta`` and
+    from later plans, and the launch retried: nothing was launched, so nothing runs twice."""
     try:
         return _pladis_kernel[grid](*args, **meta)
     except Exception:
         if "maxnreg" not in meta:
             raise
     del meta["maxnreg"]
+    _register_cap["enabled"] = False
     return _pladis_kernel[grid](*args, **meta)
 
 
@@ -247,7 +249,7 @@ def launch_plan(
     if block_m is None:
         block_m = _BLOCK_M_WIDE if block_a + block_b > _WIDE or _INTERPRET else _BLOCK_M
     meta.update(BLOCK_M=block_m, num_warps=warps, num_stages=1)
-    if maxnreg is None and max(meta["BLOCK_D"], meta["BLOCK_DV"], block_a + block_b) <= _WIDE and not _INTERPRET:
+    if maxnreg is None and max(meta["BLOCK_D"], meta["BLOCK_DV"], block_a + block_b) <= _WIDE and _register_cap["enabled"]:
         maxnreg = _MAX_REGISTERS  # wider tiles need more (D = 160: ptxas asks for 158)
     if maxnreg is not None:
         meta["maxnreg"] = maxnreg
