@@ -7,6 +7,9 @@ call) is the oracle here: built for an sm_90 target, it runs on CPU tensors.
 
 from __future__ import annotations
 
+import contextlib
+import types
+
 import pytest
 import torch
 
@@ -177,3 +180,32 @@ def test_a_register_cap_that_does_not_compile_is_dropped(monkeypatch):
     with pytest.raises(RuntimeError):  # no cap to drop: the error stands
         triton_launch._triton_launch((1, 1), (), {"BLOCK_M": 64})
     assert broken.launches == []
+
+
+def test_inputs_on_another_gpu_are_launched_there(monkeypatch):
+    """Triton launches on the current device: inputs on cuda:1 while cuda:0 is current (a pipeline split
+    over GPUs) switch devices before anything is built or launched, and switch back."""
+    current, entered = {"index": 0}, []
+
+    @contextlib.contextmanager
+    def device(target):
+        entered.append(target)
+        before, current["index"] = current["index"], target.index
+        try:
+            yield
+        finally:
+            current["index"] = before
+
+    class Reached(Exception):
+        pass
+
+    def plannable(*args):
+        raise Reached(current["index"])
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current["index"])
+    monkeypatch.setattr(torch.cuda, "device", device)
+    monkeypatch.setattr(triton_launch, "_plannable", plannable)
+    query = types.SimpleNamespace(device=torch.device("cuda", 1))
+    with pytest.raises(Reached) as reached:
+        triton_launch.triton_attention(query, query, query, None, 2.0, 1.5, 1.0)
+    assert reached.value.args == (1,) and entered == [torch.device("cuda", 1)] and current["index"] == 0

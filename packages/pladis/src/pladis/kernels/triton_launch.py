@@ -85,6 +85,10 @@ def triton_attention(
 ) -> torch.Tensor:
     """Eq. 15 by the fused kernel; shapes as ``scaled_dot_product_attention`` (Nk ≤ 256, D, Dv ≤ 256),
     α in (1, 2], q/k/v of one dtype (fp16, bf16 or fp32); ``bias`` is an additive float mask or None."""
+    on_current_device = query.device.type != "cuda" or query.device.index == torch.cuda.current_device()
+    if not on_current_device:  # Triton launches on the current device (pipelines split over GPUs)
+        with torch.cuda.device(query.device):
+            return triton_attention(query, key, value, bias, scale, alpha, temperature)
     if not _plannable(query, key, value, bias):
         out, grid, args, meta = launch_plan(query, key, value, bias, scale, alpha, temperature)
         _triton_launch(grid, args, meta)
@@ -104,8 +108,8 @@ def triton_attention(
         return out
     pointers = (query.data_ptr(), key.data_ptr(), value.data_ptr(), b.data_ptr(), out.data_ptr())
     # The plan key fixes every specialisation but the pointers' 16-byte alignment: direct launches (and
-    # the kernel kept for them) need aligned pointers, and the device the kernel was loaded on.
-    direct = all(p % 16 == 0 for p in pointers) and torch.cuda.current_device() == query.device.index
+    # the kernel kept for them) need aligned pointers.
+    direct = all(p % 16 == 0 for p in pointers)
     if direct and plan.kernel is not None:
         if plan.checked:
             _launch(plan, pointers)
