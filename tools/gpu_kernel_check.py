@@ -3,7 +3,7 @@
 Compares ``backend="triton"`` with the eager back-end (on fp32 copies of the inputs) on CUDA for fp16,
 bf16 and fp32, hard score rows, masks, temperature, strided inputs and odd shapes, and fp32 against the
 `entmax` package oracle (Eq. 15 written literally, float64), and the direct launches of cached plans
-(pladis.kernels.triton_launch) bit for bit against Triton's launcher. Prints one line per case and a verdict.
+(pladis.kernels.triton_launch): counted, and bit for bit against Triton's launcher. Prints one line per case and a verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ import pladis
 from pladis.kernels import backends, triton_launch
 
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
+DIRECT = {"launches": 0}
+_real_launch = triton_launch._launch
+
+
+def _counted_launch(plan, pointers):
+    DIRECT["launches"] += 1
+    _real_launch(plan, pointers)
+
+
+triton_launch._launch = _counted_launch  # counts the direct launches each case makes
 
 
 def literal(q, k, v, scale, alpha, temperature=1.0, bias=None):
@@ -102,11 +112,15 @@ def main() -> int:
                     err_o = (out.double() - oracle).abs().max().item()
                     ok = ok and err_o <= 3e-4  # the hard rows reach |S| ~ 1e3: fp32 rounding of S itself
                     line += f"  max|triton−oracle| {err_o:.2e}"
-                # Calls 2 and 3 with the same layout: the checked first direct launch, then a plain one.
+                # Calls 2 and 3 with the same layout: the checked first direct launch, then a plain one
+                # (planned layouts: 4-D, one (B, H)); each gives the first call's bits.
+                before = DIRECT["launches"]
                 again = [pladis.pladis_attention(qd, kd, vd, alpha=alpha, backend="triton", **kw) for _ in range(2)]
-                same = all(torch.equal(o, out) for o in again) and triton_launch.direct_launch_enabled()
-                ok = ok and same
-                line += f"  direct launch ≡ {'yes' if same else 'NO'}"
+                direct = DIRECT["launches"] - before
+                planned = triton_launch._plannable(qd, kd, vd, None)
+                same = all(torch.equal(o.view(torch.uint8), out.view(torch.uint8)) for o in again)
+                ok = ok and same and triton_launch.direct_launch_enabled() and direct == (2 if planned else 0)
+                line += f"  calls 2-3 same bits: {'yes' if same else 'NO'}, {direct} direct"
                 failures += not ok
                 print(f"{'PASS' if ok else 'FAIL'} {line}  (call {first * 1e3:.0f} ms)", flush=True)
     print(f"# {failures} failure(s)")

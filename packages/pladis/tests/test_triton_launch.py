@@ -8,6 +8,8 @@ call) is the oracle here: built for an sm_90 target, it runs on CPU tensors.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import math
 import types
 
 import pytest
@@ -151,13 +153,13 @@ def test_register_cap_only_for_tiles_measured_to_compile_under_it(nk, d, capped)
 class _FakeKernel:
     """Stands in for the JIT kernel: ``kernel[grid](*args, **meta)`` fails while ``fail(meta)``."""
 
-    def __init__(self, fail):
-        self.fail, self.launches = fail, []
+    def __init__(self, fail, message="ptxas fatal: Insufficient registers (128) to compile instruction"):
+        self.fail, self.message, self.launches = fail, message, []
 
     def __getitem__(self, grid):
         def launch(*args, **meta):
             if self.fail(meta):
-                raise RuntimeError("ptxas fatal: Insufficient registers")
+                raise RuntimeError(self.message)
             self.launches.append(dict(meta))
             return "compiled"
 
@@ -180,6 +182,15 @@ def test_a_register_cap_that_does_not_compile_is_dropped(monkeypatch):
     with pytest.raises(RuntimeError):  # no cap to drop: the error stands
         triton_launch._triton_launch((1, 1), (), {"BLOCK_M": 64})
     assert broken.launches == []
+
+
+def test_other_compile_errors_keep_the_register_cap(monkeypatch):
+    monkeypatch.setattr(triton_launch, "_pladis_kernel", _FakeKernel(lambda meta: True, "out of resource: shared memory"))
+    monkeypatch.setitem(triton_launch._register_cap, "enabled", True)
+    meta = {"BLOCK_M": 64, "maxnreg": 128}
+    with pytest.raises(RuntimeError, match="shared memory"):
+        triton_launch._triton_launch((1, 1), (), meta)
+    assert meta["maxnreg"] == 128 and triton_launch._register_cap["enabled"]
 
 
 def test_inputs_on_another_gpu_are_launched_there(monkeypatch):
@@ -209,3 +220,96 @@ def test_inputs_on_another_gpu_are_launched_there(monkeypatch):
     with pytest.raises(Reached) as reached:
         triton_launch.triton_attention(query, query, query, None, 2.0, 1.5, 1.0)
     assert reached.value.args == (1,) and entered == [torch.device("cuda", 1)] and current["index"] == 0
+
+
+class _FakeJIT:
+    """Stands in for the JIT kernel in the dispatch tests: Triton's launch fills the output with the byte
+    0xFF (an fp16 NaN) and returns a stand-in compiled kernel."""
+
+    def __init__(self):
+        self.launches, self.pre_run_hooks = 0, []
+
+    def __getitem__(self, grid):
+        def launch(*args, **meta):
+            self.launches += 1
+            args[4].view(torch.uint8).fill_(0xFF)
+            return "compiled"
+
+        return launch
+
+
+@pytest.fixture
+def dispatch(monkeypatch):
+    """Direct launches on CPU tensors: a fake JIT kernel and a fake ``_launch`` that writes ``byte``s at
+    the output pointer (or raises ``error``); returns (fake JIT, list of direct launches, settings)."""
+    fake, direct, settings = _FakeJIT(), [], {"byte": 0xFF, "error": None}
+
+    def launch(plan, pointers):
+        if settings["error"]:
+            raise settings["error"]
+        direct.append((plan, pointers))
+        ctypes.memset(pointers[4], settings["byte"], math.prod(plan.out_shape) * 2)
+
+    monkeypatch.setattr(triton_launch, "_pladis_kernel", fake)
+    monkeypatch.setattr(triton_launch, "_launch", launch)
+    monkeypatch.setattr(triton_launch, "_plans", {})
+    monkeypatch.setitem(triton_launch._direct, "enabled", True)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    return fake, direct, settings
+
+
+def _call(q, k, v):
+    return triton_launch.triton_attention(q, k, v, None, 2.0, 1.5, 1.0)
+
+
+def test_direct_launches_start_after_one_checked_launch(dispatch):
+    fake, direct, _ = dispatch
+    q, k, v, _ = _inputs()
+    _call(q, k, v)  # Triton compiles: its kernel is kept, unchecked
+    (plan,) = triton_launch._plans.values()
+    assert (fake.launches, direct, plan.kernel, plan.checked) == (1, [], "compiled", False)
+    _call(q, k, v)  # Triton's launch and a direct one into scratch, compared bit for bit (NaN bits too)
+    assert (fake.launches, len(direct), plan.checked) == (2, 1, True)
+    out = _call(q, k, v)  # direct only
+    assert (fake.launches, len(direct)) == (2, 2) and triton_launch.direct_launch_enabled()
+    assert direct[-1] == (plan, (q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), out.data_ptr()))
+    assert torch.equal(out.view(torch.uint8), torch.full_like(out.view(torch.uint8), 0xFF))
+
+
+@pytest.mark.parametrize("failure", ["differs", "raises"])
+def test_a_first_direct_launch_that_fails_turns_direct_launches_off(dispatch, failure):
+    fake, direct, settings = dispatch
+    q, k, v, _ = _inputs()
+    _call(q, k, v)
+    settings["byte"], settings["error"] = (0x11, None) if failure == "differs" else (0xFF, OSError("boom"))
+    with pytest.warns(RuntimeWarning, match="direct Triton launches turned off"):
+        out = _call(q, k, v)
+    assert not triton_launch.direct_launch_enabled()
+    assert torch.equal(out.view(torch.uint8), torch.full_like(out.view(torch.uint8), 0xFF))  # Triton's output
+    _call(q, k, v)
+    assert fake.launches == 3 and len(direct) == (1 if failure == "differs" else 0)
+
+
+def test_no_direct_launch_for_misaligned_inputs_during_capture_or_after_a_knob_change(dispatch, monkeypatch):
+    fake, direct, _ = dispatch
+    q, k, v, _ = _inputs(offsets=(1, 0, 0))  # q 2 bytes off: Triton specialises it otherwise
+    for _ in range(3):
+        _call(q, k, v)
+    assert fake.launches == 3 and direct == [] and next(iter(triton_launch._plans.values())).kernel is None
+    q, k, v, _ = _inputs()
+    _call(q, k, v)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    _call(q, k, v)  # being captured: no check (it would sync), Triton's launch
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    monkeypatch.setattr(triton_launch, "_knobs", lambda: ("debug",))
+    _call(q, k, v)  # Triton's settings changed: its kernel is looked up again, and kept unchecked
+    assert fake.launches == 6 and direct == []
+    _call(q, k, v)
+    assert len(direct) == 1 and fake.launches == 7
+
+
+def test_a_mask_on_another_device_is_not_planned():
+    q, k, v, bias = _inputs(bias=True)
+    assert not triton_launch._plannable(q, k, v, torch.zeros(bias.shape, device="meta"))
+    key = triton_launch._plan_key(q, k, v, bias, 2.0, 1.5, 1.0)
+    assert key != triton_launch._plan_key(q, k, v, torch.zeros(bias.shape, device="meta"), 2.0, 1.5, 1.0)

@@ -123,3 +123,11 @@ def test_triton_launch_plans_are_reused_for_new_data(interpreted, masked):
         torch.testing.assert_close(out.double(), expected, atol=2e-5, rtol=1e-5)
         assert out.transpose(1, 2).is_contiguous()  # (B, Nq, H, Dv) memory, as SDPA writes it
     assert len(triton_launch._plans) == 1
+
+
+def test_triton_declines_a_mask_on_another_device(interpreted):
+    """A bias the kernel cannot read (another device) falls back with a warning, never reaches a launch."""
+    q, k, v = _qkv(b=1, h=2, nq=8, nk=77, d=16)
+    bias = torch.zeros(1, 1, 1, 77, device="meta")
+    with pytest.warns(RuntimeWarning, match="the mask is on meta"):
+        assert backends.choose("triton", q, k, v, bias, 1.5) != "triton"

@@ -56,7 +56,9 @@ def triton_available() -> bool:
     return True
 
 
-def triton_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, alpha: float) -> str | None:
+def triton_fits(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, alpha: float, bias: torch.Tensor | None = None
+) -> str | None:
     """Why the Triton kernel cannot take these inputs (None when it can)."""
     if not triton_available():
         return "triton is not installed"
@@ -66,6 +68,8 @@ def triton_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, alp
         return f"dtypes {query.dtype}/{key.dtype}/{value.dtype} (needs one of float16, bfloat16, float32)"
     if not query.device == key.device == value.device:
         return "query, key and value are on different devices"
+    if bias is not None and bias.device != query.device:
+        return f"the mask is on {bias.device}, the query on {query.device}"
     if alpha == 1.0:
         return "alpha = 1 (two softmaxes) is left to the other back-ends"
     if key.shape[-2] > TRITON_MAX_KEYS:
@@ -96,7 +100,7 @@ def choose(
             warnings.warn(f"pladis: backend={backend!r} is inference-only; using eager", RuntimeWarning, stacklevel=3)
         return "eager"
     if backend == "triton" or (backend == "auto" and query.device.type == "cuda"):
-        reason = triton_fits(query, key, value, alpha)
+        reason = triton_fits(query, key, value, alpha, bias)
         if reason is None:
             return "triton"
         if backend == "triton":

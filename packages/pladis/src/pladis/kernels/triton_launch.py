@@ -10,8 +10,9 @@ each call, ~40 µs (gVisor H200; a whole SDPA call costs ~20 µs). So:
 * once Triton has compiled the kernel for a plan, the compiled kernel is launched directly with the data
   pointers, as Triton's own launcher does after its cache lookup. The plan key holds everything Triton
   specialises these arguments on (shapes, strides, dtypes, devices; pointers must be 16-byte aligned, as
-  the key assumes), and each plan's first direct launch is compared bit for bit with Triton's own launch;
-  an error or a difference turns direct launches off for the process, with a warning.
+  the key assumes), a kept kernel is used only while the Triton settings its own lookup reads are
+  unchanged, and each plan's first direct launch is compared bit for bit with Triton's own launch;
+  an error or a difference there turns direct launches off for the process, with a warning.
   ``PLADIS_TRITON_DIRECT_LAUNCH=0`` turns them off from the start.
 
 The output is allocated as (B, Nq, H, Dv) and returned as its (B, H, Nq, Dv) view, as SDPA's fused
@@ -64,13 +65,14 @@ def direct_launch_enabled() -> bool:
 class _Plan:
     """One layout's launch: Triton's path until ``kernel`` (its compiled kernel) is known and checked."""
 
-    __slots__ = ("grid", "out_shape", "args", "meta", "tail", "kernel", "checked")
+    __slots__ = ("grid", "out_shape", "args", "meta", "tail", "kernel", "knobs", "checked")
 
     def __init__(self, grid: tuple[int, int], out_shape: tuple[int, ...], args: tuple, meta: dict) -> None:
         self.grid, self.out_shape, self.args, self.meta = grid, out_shape, args[_N_TENSORS:], meta
         # Every kernel parameter after the pointers, in signature order: scalars, then constexprs.
         self.tail = self.args + tuple(meta[name] for name in _PARAMS[len(args):])
         self.kernel = None
+        self.knobs = None
         self.checked = False
 
 
@@ -108,9 +110,9 @@ def triton_attention(
         return out
     pointers = (query.data_ptr(), key.data_ptr(), value.data_ptr(), b.data_ptr(), out.data_ptr())
     # The plan key fixes every specialisation but the pointers' 16-byte alignment: direct launches (and
-    # the kernel kept for them) need aligned pointers.
-    direct = all(p % 16 == 0 for p in pointers)
-    if direct and plan.kernel is not None:
+    # the kernel kept for them) need aligned pointers, and no pre-run hooks (Triton's launch runs them).
+    direct = all(p % 16 == 0 for p in pointers) and not _pladis_kernel.pre_run_hooks
+    if direct and plan.kernel is not None and plan.knobs == _knobs():
         if plan.checked:
             _launch(plan, pointers)
             return out
@@ -119,7 +121,7 @@ def triton_attention(
             return out
     kernel = _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
     if direct:
-        plan.kernel = kernel
+        plan.kernel, plan.knobs, plan.checked = kernel, _knobs(), False
     return out
 
 
@@ -129,16 +131,17 @@ def _plan_key(query, key, value, bias, scale, alpha, temperature) -> tuple:
     return (
         query.shape, query.stride(), key.shape, key.stride(), value.shape, value.stride(),
         query.dtype, key.dtype, value.dtype, query.device, key.device, value.device,
-        None if bias is None else (bias.shape, bias.stride(), bias.dtype), scale, alpha, temperature,
+        None if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device), scale, alpha, temperature,
     )
 
 
 def _plannable(query, key, value, bias) -> bool:
-    """4-D inputs with one (B, H) and a float32/16 bias or none: the layouts the plan cache keys on."""
+    """4-D inputs with one (B, H) and a float32/16 bias on their device or none: the layouts the plan
+    cache keys on."""
     batch = query.shape[:2]
     return (
         query.dim() == key.dim() == value.dim() == 4 and key.shape[:2] == batch and value.shape[:2] == batch
-        and (bias is None or (bias.dim() == 4 and bias.dtype != torch.float64))
+        and (bias is None or (bias.dim() == 4 and bias.dtype != torch.float64 and bias.device == query.device))
     )
 
 
@@ -148,12 +151,24 @@ def _triton_launch(grid: tuple[int, int], args: tuple, meta: dict):
     from later plans, and the launch retried: nothing was launched, so nothing runs twice."""
     try:
         return _pladis_kernel[grid](*args, **meta)
-    except Exception:
-        if "maxnreg" not in meta:
+    except Exception as error:
+        if "maxnreg" not in meta or not _register_shortage(error):
             raise
     del meta["maxnreg"]
     _register_cap["enabled"] = False
     return _pladis_kernel[grid](*args, **meta)
+
+
+def _register_shortage(error: Exception) -> bool:
+    """Whether a compile failed for want of registers (ptxas: "Insufficient registers (128) ...")."""
+    return type(error).__name__ == "PTXASError" or "insufficient registers" in str(error).lower()
+
+
+def _knobs() -> tuple:
+    """The Triton settings that ``JITFunction.run`` reads on every call and that change the kernel it
+    picks: a kernel kept for direct launches is used only while they are what they were."""
+    runtime = knobs.runtime
+    return runtime.debug, knobs.compilation.instrumentation_mode, getattr(runtime, "add_stages_inspection_hook", None)
 
 
 def _launch(plan: _Plan, pointers: tuple[int, ...]) -> None:
@@ -178,7 +193,7 @@ def _first_direct_launch(plan: _Plan, pointers: tuple[int, ...], tensors: tuple[
     reason = None
     try:
         _launch(plan, pointers[:4] + (scratch.data_ptr(),))
-        if not torch.equal(scratch, out):
+        if not torch.equal(scratch.view(torch.uint8), out.view(torch.uint8)):  # bits: NaN ≠ NaN
             reason = "its output differs from Triton's launch"
     except Exception as error:  # an unexpected Triton internals change: stay on Triton's launcher
         reason = f"{type(error).__name__}: {error}"
