@@ -8,14 +8,17 @@ bf16 and fp32, hard score rows, masks, temperature, strided inputs and odd shape
 
 from __future__ import annotations
 
-import math
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 import pladis
 from pladis.kernels import backends, triton_launch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "pladis" / "tests"))
+from test_backends import _literal as literal  # noqa: E402  (the tests' float64 Eq. 15 oracle)
 
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
 DIRECT = {"launches": 0}
@@ -28,24 +31,6 @@ def _counted_launch(plan, pointers):
 
 
 triton_launch._launch = _counted_launch  # counts the direct launches each case makes
-
-
-def literal(q, k, v, scale, alpha, temperature=1.0, bias=None):
-    import entmax
-
-    q, k, v = (t.double() for t in (q, k, v))
-    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    b = 0.0 if bias is None else bias.double()
-    dead = torch.isneginf((s + b).amax(-1, keepdim=True))
-    dense = torch.softmax((s + b).masked_fill(dead, 0.0), -1)
-    z = (s / temperature + b).masked_fill(dead, 0.0)
-    if alpha == 1.5:
-        sparse = entmax.entmax15(z, dim=-1)
-    elif alpha == 2.0:
-        sparse = entmax.sparsemax(z, dim=-1)
-    else:
-        sparse = entmax.entmax_bisect(z, alpha, n_iter=100)
-    return (dense @ v + scale * (sparse @ v - dense @ v)).masked_fill(dead, 0.0)
 
 
 def cases(device):

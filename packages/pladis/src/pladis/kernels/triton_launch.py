@@ -75,6 +75,10 @@ class _Plan:
         self.knobs = None
         self.checked = False
 
+    def triton_launch(self, tensors: tuple[torch.Tensor, ...]):
+        """Triton's own launch of this plan on (Q, K, V, Bias, Out); returns its compiled kernel."""
+        return _triton_launch(self.grid, (*tensors, *self.args), self.meta)
+
 
 def triton_attention(
     query: torch.Tensor,
@@ -105,8 +109,9 @@ def triton_attention(
     else:
         out = torch.empty(plan.out_shape, dtype=value.dtype, device=value.device).transpose(1, 2)
     b = out if bias is None else bias.expand(*query.shape[:3], key.shape[-2])
+    tensors = (query, key, value, b, out)
     if not _direct["enabled"]:
-        _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
+        plan.triton_launch(tensors)
         return out
     pointers = (query.data_ptr(), key.data_ptr(), value.data_ptr(), b.data_ptr(), out.data_ptr())
     # The plan key fixes every specialisation but the pointers' 16-byte alignment: direct launches (and
@@ -117,9 +122,9 @@ def triton_attention(
             _launch(plan, pointers)
             return out
         if not torch.cuda.is_current_stream_capturing():
-            _first_direct_launch(plan, pointers, (query, key, value, b, out))
+            _first_direct_launch(plan, pointers, tensors)
             return out
-    kernel = _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
+    kernel = plan.triton_launch(tensors)
     if direct:
         plan.kernel, plan.knobs, plan.checked = kernel, _knobs(), False
     return out
@@ -187,8 +192,8 @@ def _launch(plan: _Plan, pointers: tuple[int, ...]) -> None:
 def _first_direct_launch(plan: _Plan, pointers: tuple[int, ...], tensors: tuple[torch.Tensor, ...]) -> None:
     """Launch through Triton into ``out`` and directly into a scratch copy; keep direct launches only if
     both give the same bits."""
-    query, key, value, b, out = tensors
-    _triton_launch(plan.grid, (query, key, value, b, out, *plan.args), plan.meta)
+    plan.triton_launch(tensors)
+    out = tensors[-1]
     scratch = torch.empty_like(out)
     reason = None
     try:
