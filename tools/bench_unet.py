@@ -6,12 +6,14 @@ Variants: ``dense`` (diffusers' own processors), ``pladis α=…`` (``pladis.PLA
 on every cross-attention module, back-end ``--backend``) and ``literal α=…`` (two attentions per layer
 with the `entmax` package, as Eq. 15 is written). Step times are medians of interleaved repetitions
 (the order reversed every other round); 'paired ×' is the median over rounds of variant ÷ dense within
-the round, robust to a machine whose speed drifts;
+the round, robust to a machine whose speed drifts. ``--cuda-graph`` captures each variant's forward in a
+CUDA graph and times replays with CUDA events: the host's Python and launch time drop out, so the step
+time is the GPU's (how a deployment with CUDA graphs or ``torch.compile(mode="reduce-overhead")`` runs);
 peak memory is ``torch.cuda.max_memory_allocated`` on GPU and, on CPU, the peak RSS of a fresh process
 running one forward (total, and above the RSS before the forward).
 
     .venv/bin/python tools/bench_unet.py --arch sd15 --threads 2
-    python3 tools/bench_unet.py --arch sdxl --device cuda
+    python3 tools/bench_unet.py --arch sdxl --device cuda [--cuda-graph]
 """
 
 from __future__ import annotations
@@ -117,6 +119,33 @@ def forward(unet, inputs, device):
     return out
 
 
+class GraphedForward:
+    """One variant's forward captured in a CUDA graph (after warm-up forwards on a side stream, which
+    also compile and check the PLADIS kernels outside the capture); ``time(n)`` replays it ``n`` times
+    between CUDA events and returns seconds per forward."""
+
+    def __init__(self, unet, inputs) -> None:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(2):
+                unet(**inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.no_grad():
+            self.out = unet(**inputs).sample
+        torch.cuda.synchronize()
+
+    def time(self, n: int = 3) -> float:
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(n):
+            self.graph.replay()
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop) / 1e3 / n
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -142,6 +171,7 @@ def main() -> None:
     parser.add_argument("--literal-alphas", type=float, nargs="*", default=[1.5])
     parser.add_argument("--backend", default="auto", help="pladis back-end for the PLADIS variants")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--cuda-graph", action="store_true", help="time CUDA-graph replays of each forward (CUDA only)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -151,13 +181,16 @@ def main() -> None:
     warnings.simplefilter("ignore")
     if args.child:
         return child(args)
+    if args.cuda_graph and device.type != "cuda":
+        parser.error("--cuda-graph needs --device cuda")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     reps = args.reps or (10 if device.type == "cuda" else 3)
     variants = ["dense", *(f"pladis {a}" for a in args.alphas), *(f"literal {a}" for a in args.literal_alphas)]
     unet, inputs = build(args.arch, device, dtype)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    mode = ", CUDA-graph replays" if args.cuda_graph else ""
     print(f"# {args.arch} UNet forward, batch 2, {dtype}, {label}, torch {torch.__version__}, "
-          f"backend={args.backend}, median of {reps}")
+          f"backend={args.backend}, median of {reps}{mode}")
     first, times, memory = {}, {v: [] for v in variants}, {}
     for variant in variants:  # first forwards: compile / autotune / caches, timed apart
         unet.set_attn_processor(processors(unet, variant, args.backend))
@@ -170,8 +203,24 @@ def main() -> None:
             forward(unet, inputs, device)
             peak = torch.cuda.max_memory_allocated(device)
             memory[variant] = (peak / 2**20, (peak - base) / 2**20)
+    graphs = {}
+    if args.cuda_graph:
+        for variant in variants:
+            unet.set_attn_processor(processors(unet, variant, args.backend))
+            graphs[variant] = GraphedForward(unet, inputs)
+        check = torch.zeros_like(graphs["dense"].out)
+        for variant in variants:  # a replay recomputes what was captured: same output as an eager forward
+            unet.set_attn_processor(processors(unet, variant, args.backend))
+            graphs[variant].graph.replay()
+            check.copy_(graphs[variant].out)
+            eager = forward(unet, inputs, device)
+            err = (check.float() - eager.float()).abs().max().item()
+            print(f"# {variant}: max |replay − eager forward| = {err:.1e}")
     for rep in range(reps):  # interleaved rounds, the order reversed every other round (no position bias)
         for variant in variants if rep % 2 == 0 else variants[::-1]:
+            if graphs:
+                times[variant].append(graphs[variant].time())
+                continue
             unet.set_attn_processor(processors(unet, variant, args.backend))
             begin = time.perf_counter()
             forward(unet, inputs, device)

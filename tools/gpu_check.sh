@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device run (not a test): Triton kernel vs eager on CUDA (fp16/bf16/fp32, masks, hard cases, direct
-# launches), the kernel's launch configurations and pass counts, host time per call, and both benchmarks. Needs the carried wheels
+# launches), the kernel's launch configurations and pass counts, host time per call, and both benchmarks
+# (the UNet forward both as a CUDA graph and Python-issued). Needs the carried wheels
 # in .whl/ (diffusers, entmax, importlib_metadata); .gpu/old_triton_kernel.py, if carried, is timed too.
 #   run tool:  bash tools/gpu_check.sh [--quick]      (carry: [".whl", ".gpu"])
 # --quick: kernel check with fewer dtypes; the default kernel configuration only; no attention benchmark
@@ -29,5 +30,7 @@ if [ -n "$BA" ]; then
   echo "== attention benchmark"
   timeout 60 python3 tools/bench_attention.py --device cuda --dtype float16 $BA 2>&1 | tee $O/bench_attention_cuda.txt
 fi
-echo "== unet benchmark"
+echo "== unet benchmark, CUDA graphs (GPU time end to end)"
+timeout 200 python3 tools/bench_unet.py --arch sdxl --device cuda --cuda-graph --literal-alphas 1.5 --reps 15 2>&1 | tee $O/bench_unet_graph.txt
+echo "== unet benchmark, Python-issued"
 timeout 150 python3 tools/bench_unet.py --arch sdxl --device cuda $BU 2>&1 | tee $O/bench_unet_cuda.txt
