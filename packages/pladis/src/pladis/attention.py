@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import batch_shape, check_alpha, check_scale, check_temperature
-from .kernels import backends
+from .kernels import backends, differentiable
 from .kernels.eager import mixed_weights, scores_of
 
 __all__ = ["pladis_attention", "pladis_weights", "mask_to_bias"]
@@ -61,13 +61,17 @@ def pladis_weights(
     """The mixed attention weights (1−λ)·softmax(S) + λ·α-entmax(S/temperature), in float32.
 
     ``backend``: ``"eager"`` or ``"compile"``; ``"auto"`` picks compile for large CPU inputs. The Triton
-    kernel never materialises the weights, so ``"triton"`` computes them like ``"compile"``.
+    kernel never materialises the weights, so ``"triton"`` computes them like ``"compile"``. With
+    autograd recording through query or key, the weights are differentiable (exact α-entmax gradient).
     """
     scale = check_scale(scale)
     alpha = check_alpha(alpha)
     temperature = check_temperature(temperature)
     scores = scores_of(query, key)
     bias = mask_to_bias(attn_mask, scores.shape) if attn_mask is not None else None
+    if backends.needs_grad(scores, bias):
+        backends.check_backend(backend)
+        return differentiable.weights(scores, bias, scale, alpha, temperature)
     if backends.weights_backend(backend, scores, bias) == "compile":
         from .kernels.compiled import compiled_mixed_weights
 

@@ -9,8 +9,12 @@
   (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile`` works here (it needs a C++ compiler on
   CPU, Triton on CUDA; a failure is remembered and eager used). Its first call per configuration
   compiles (≈ 1–5 s here; see ``tools/bench_attention.py``);
-* ``eager`` otherwise, and always when autograd is recording through the inputs (the fused paths are
-  inference-only) or when already inside a ``torch.compile`` trace (the eager code is traced instead).
+* ``eager`` otherwise.
+
+When autograd records through the inputs, :func:`attention` runs :mod:`pladis.kernels.differentiable`
+instead (exact gradients; the fast paths are inference-only). Inside a ``torch.compile`` trace
+(inference) it calls the opaque operator of :mod:`pladis.kernels.custom_op`, which makes the choice
+above when the compiled graph runs.
 
 An explicit back-end that cannot run (Triton missing, CPU tensors without ``TRITON_INTERPRET=1``,
 unsupported shapes, no compiler) falls back to the next one with a warning; an unknown name raises.
@@ -26,7 +30,7 @@ import warnings
 import torch
 
 from .._checks import batch_shape
-from . import eager
+from . import custom_op, differentiable, eager
 
 __all__ = ["BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "choose", "triton_available", "weights_backend"]
 
@@ -79,7 +83,7 @@ def triton_fits(
     return None
 
 
-def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
@@ -95,7 +99,7 @@ def choose(
     check_backend(backend)
     if backend == "eager":
         return "eager"
-    if _needs_grad(query, key, value, bias) or torch.compiler.is_compiling():
+    if needs_grad(query, key, value, bias) or torch.compiler.is_compiling():
         if backend != "auto":
             warnings.warn(f"pladis: backend={backend!r} is inference-only; using eager", RuntimeWarning, stacklevel=3)
         return "eager"
@@ -120,7 +124,7 @@ def choose(
 def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | None) -> str:
     """``eager`` or ``compile`` for :func:`pladis.attention.pladis_weights` (no Triton: it never stores M)."""
     check_backend(backend)
-    if backend == "eager" or _needs_grad(scores, bias) or torch.compiler.is_compiling():
+    if backend == "eager" or needs_grad(scores, bias) or torch.compiler.is_compiling():
         return "eager"
     from . import compiled
 
@@ -139,7 +143,13 @@ def attention(
     temperature: float,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Eq. 15 by the implementation :func:`choose` picks."""
+    """Eq. 15 by the implementation :func:`choose` picks (see the module docstring for autograd and
+    ``torch.compile``)."""
+    if needs_grad(query, key, value, bias):
+        check_backend(backend)
+        return differentiable.attention(query, key, value, bias, scale, alpha, temperature)
+    if torch.compiler.is_compiling():
+        return custom_op.attention(query, key, value, bias, scale, alpha, temperature, backend)
     chosen = choose(backend, query, key, value, bias, alpha)
     if chosen == "triton":
         from .triton_launch import triton_attention
