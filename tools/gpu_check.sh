@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device run (not a test): Triton kernel vs eager on CUDA (fp16/bf16/fp32, masks, hard cases, direct
-# launches), the kernel's launch configurations and pass counts, host time per call, and both benchmarks
+# launches), torch.compile and autograd with PLADIS, the kernel's launch configurations and pass counts, host time per call, and both benchmarks
 # (the UNet forward both as a CUDA graph and Python-issued). Needs the carried wheels
 # in .whl/ (diffusers, entmax, importlib_metadata); .gpu/old_triton_kernel.py, if carried, is timed too.
 #   run tool:  bash tools/gpu_check.sh [--quick]      (carry: [".whl", ".gpu"])
@@ -22,6 +22,8 @@ fi
 OLD=""; [ -f .gpu/old_triton_kernel.py ] && OLD="--old .gpu/old_triton_kernel.py"
 echo "== kernel check"
 timeout 150 python3 tools/gpu_kernel_check.py $KC 2>&1 | tee $O/kernel_check.txt
+echo "== torch.compile and autograd on CUDA"
+timeout 240 python3 tools/gpu_compile_check.py 2>&1 | tee $O/compile_check.txt
 echo "== kernel configurations and passes"
 timeout 150 python3 tools/bench_triton_configs.py $OLD $BC 2>&1 | tee $O/triton_configs.txt
 echo "== host time per call"
