@@ -124,3 +124,11 @@ def test_an_unknown_backend_is_refused_with_gradients_too():
     q, k, v = (t.requires_grad_(True) for t in _qkv(b=1, h=1, nq=4, nk=5, d=8))
     with pytest.raises(ValueError, match="backend must be one of"):
         pladis.pladis_attention(q, k, v, backend="fastest")
+
+
+def test_a_fused_backend_asked_for_with_gradients_warns_and_differentiates():
+    q, k, v = _qkv(b=1, h=1, nq=4, nk=5, d=8)
+    expected = _grads(lambda a: pladis.pladis_attention(a, k, v), q)[0]
+    with pytest.warns(RuntimeWarning, match="inference-only; autograd is recording"):
+        grad = _grads(lambda a: pladis.pladis_attention(a, k, v, backend="triton"), q)[0]
+    torch.testing.assert_close(grad, expected)

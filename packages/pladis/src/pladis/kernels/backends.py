@@ -146,7 +146,11 @@ def attention(
     """Eq. 15 by the implementation :func:`choose` picks (see the module docstring for autograd and
     ``torch.compile``)."""
     if needs_grad(query, key, value, bias):
-        check_backend(backend)
+        if check_backend(backend) not in ("auto", "eager"):
+            warnings.warn(
+                f"pladis: backend={backend!r} is inference-only; autograd is recording, so the differentiable "
+                "path runs", RuntimeWarning, stacklevel=3,
+            )
         return differentiable.attention(query, key, value, bias, scale, alpha, temperature)
     if torch.compiler.is_compiling():
         return custom_op.attention(query, key, value, bias, scale, alpha, temperature, backend)
