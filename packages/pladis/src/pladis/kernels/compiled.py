@@ -59,7 +59,7 @@ def _compiled(alpha: float, scale: float, temperature: float, masked: bool, devi
         def solve(x: torch.Tensor, c: float, mean, exp_x) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             state = threshold_start(x, c, alpha, mean, exp_x)
             for i in range(passes):
-                state = threshold_passes(x, state, c, alpha, 1, fused=True, first=i)
+                state = threshold_passes(x, state, c, alpha, 1, fused=True, first=i, rough=i < passes - 1)
                 states.extend(state)
             weights, total = support_weights(x, state[0], c, alpha, fused=True)
             return weights, total, converged(total, alpha)
