@@ -132,3 +132,14 @@ def test_a_fused_backend_asked_for_with_gradients_warns_and_differentiates():
     with pytest.warns(RuntimeWarning, match="inference-only; autograd is recording"):
         grad = _grads(lambda a: pladis.pladis_attention(a, k, v, backend="triton"), q)[0]
     torch.testing.assert_close(grad, expected)
+
+
+@pytest.mark.parametrize("alpha", [1.0, *ALPHAS])
+def test_public_entmax_has_the_exact_gradient(alpha):
+    """pladis.entmax (any dim, half precision too) differentiates like the oracle (it held τ fixed before)."""
+    z = torch.randn(5, 8, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ours = _grads(lambda t: pladis.entmax(t, alpha, dim=1), z)[0]
+    reference = _grads(lambda t: (torch.softmax(t, 1) if alpha == 1.0 else _oracle_entmax(t.movedim(1, -1), alpha).movedim(-1, 1)), z)[0]
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+    half = _grads(lambda t: pladis.entmax(t, alpha, dim=1), z.half())[0]
+    torch.testing.assert_close(half.double(), reference, atol=2e-2, rtol=2e-2)

@@ -21,7 +21,8 @@ residual Σp − 1 reaches fp32 resolution. τ is always computed in float32.
 The solver runs a fixed number of sync-free passes (:func:`threshold_passes`, also traced by
 ``torch.compile``); rows still unconverged are gathered and finished on their own (:func:`solve_threshold`).
 Masked entries (−inf) get exactly 0; a row that is entirely masked returns all zeros.
-These kernels are for inference: τ is computed without autograd.
+τ is computed without autograd; :func:`entmax` with autograd recording goes through
+:class:`pladis.kernels.differentiable.EntmaxFunction`, whose backward is the exact Jacobian.
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ def entmax(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) -> torch.Ten
     if not scores.is_floating_point():
         raise ValueError(f"scores must be a floating-point tensor; got dtype {scores.dtype}")
     moved = scores.movedim(dim, -1)
-    probs = _entmax_last_dim(moved.float(), alpha)
+    if torch.is_grad_enabled() and scores.requires_grad:
+        from .kernels.differentiable import EntmaxFunction
+
+        probs = EntmaxFunction.apply(moved.float(), alpha)
+    else:
+        probs = _entmax_last_dim(moved.float(), alpha)
     return probs.to(scores.dtype).movedim(-1, dim)
 
 

@@ -23,10 +23,9 @@ class EntmaxFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, alpha: float) -> torch.Tensor:
-        from ..alpha_entmax import entmax as solve
+        from ..alpha_entmax import _entmax_last_dim
 
-        with torch.no_grad():
-            probs = solve(logits, alpha)
+        probs = _entmax_last_dim(logits.float(), alpha)
         ctx.alpha = alpha
         ctx.save_for_backward(probs)
         return probs
