@@ -8,7 +8,7 @@
 * ``compile`` on CUDA when the kernel does not fit, and on CPU when the score tensor is large
   (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile`` works here (it needs a C++ compiler on
   CPU, Triton on CUDA; a failure is remembered and eager used). Its first call per configuration
-  compiles (≈ 1–5 s here; see ``tools/bench_attention.py``);
+  compiles (seconds; up to ≈ 20 s with a cold inductor cache: see ``tools/bench_attention.py``);
 * ``eager`` otherwise.
 
 When autograd records through the inputs, :func:`attention` runs :mod:`pladis.kernels.differentiable`
