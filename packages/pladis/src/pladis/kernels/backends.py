@@ -153,7 +153,7 @@ def attention(
             )
         return differentiable.attention(query, key, value, bias, scale, alpha, temperature)
     if torch.compiler.is_compiling():
-        return custom_op.attention(query, key, value, bias, scale, alpha, temperature, backend)
+        return custom_op.attention(query, key, value, bias, scale, alpha, temperature, check_backend(backend))
     chosen = choose(backend, query, key, value, bias, alpha)
     if chosen == "triton":
         from .triton_launch import triton_attention
