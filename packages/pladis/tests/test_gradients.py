@@ -16,7 +16,6 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 import pladis
 from pladis.attention import pladis_weights
-from pladis.kernels import differentiable
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_backends import ALPHAS, _literal, _qkv  # noqa: E402  (the float64 Eq. 15 oracle)
@@ -43,7 +42,7 @@ def _grads(fn, *tensors):
 def test_entmax_function_has_the_exact_jacobian(alpha):
     z = torch.randn(6, 11, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2
     z[0, :5] = z[0, 5]  # ties
-    ours = _grads(lambda t: differentiable.entmax(t, alpha), z)[0]
+    ours = _grads(lambda t: pladis.entmax(t, alpha), z)[0]
     reference = _grads(lambda t: torch.softmax(t, -1) if alpha == 1.0 else _oracle_entmax(t, alpha), z)[0]
     torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
 
@@ -53,7 +52,7 @@ def test_masked_entries_and_dead_rows_get_zero_gradient():
     z[0, 2:5] = float("-inf")
     z[1] = float("-inf")  # every key masked
     for alpha in (1.5, 2.0, 1.75):
-        grad = _grads(lambda t, a=alpha: differentiable.entmax(t, a), z)[0]
+        grad = _grads(lambda t, a=alpha: pladis.entmax(t, a), z)[0]
         assert torch.isfinite(grad).all()
         assert (grad[0, 2:5] == 0).all() and (grad[1] == 0).all()
         finite = z.clone()

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["EntmaxFunction", "entmax", "weights", "attention"]
+__all__ = ["EntmaxFunction", "weights", "attention"]
 
 
 class EntmaxFunction(torch.autograd.Function):
-    """α-entmax over the last dim of float32 logits, differentiable (see the module docstring)."""
+    """α-entmax over the last dim of float32 logits, differentiable (see the module docstring); −inf
+    entries get 0 and fully masked rows zeros, both with zero gradient. :func:`pladis.entmax` uses it
+    when autograd records."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -45,12 +47,6 @@ class EntmaxFunction(torch.autograd.Function):
         return s * (grad - mean), None
 
 
-def entmax(logits: torch.Tensor, alpha: float) -> torch.Tensor:
-    """α-entmax over the last dim, computed in float32, with the exact gradient; −inf entries get 0 and
-    fully masked rows zeros (with zero gradient)."""
-    return EntmaxFunction.apply(logits.float(), alpha).to(logits.dtype)
-
-
 def weights(
     scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float
 ) -> torch.Tensor:
@@ -58,10 +54,8 @@ def weights(
     scores = scores.float()
     dense_logits = scores if bias is None else scores + bias
     sparse_logits = scores / temperature if temperature != 1.0 else scores
-    if bias is not None and temperature != 1.0:
+    if bias is not None:
         sparse_logits = sparse_logits + bias
-    elif bias is not None:
-        sparse_logits = dense_logits
     dead = torch.isneginf(dense_logits.amax(-1, keepdim=True))  # every key masked: zeros, as elsewhere
     dense = torch.softmax(dense_logits.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
     sparse = EntmaxFunction.apply(sparse_logits, alpha)
