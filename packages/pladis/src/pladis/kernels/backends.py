@@ -95,7 +95,8 @@ def choose(
     bias: torch.Tensor | None = None,
     alpha: float = 1.5,
 ) -> str:
-    """The implementation that runs for ``backend`` on these inputs (see the module docstring)."""
+    """The implementation that runs for ``backend`` on these inputs (see the module docstring); "eager"
+    with autograd recording or inside a ``torch.compile`` trace."""
     check_backend(backend)
     if backend == "eager":
         return "eager"
@@ -103,6 +104,11 @@ def choose(
         if backend != "auto":
             warnings.warn(f"pladis: backend={backend!r} is inference-only; using eager", RuntimeWarning, stacklevel=3)
         return "eager"
+    return _fastest(backend, query, key, value, bias, alpha)
+
+
+def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
+    """:func:`choose` for a checked, non-eager ``backend`` outside autograd and tracing."""
     if backend == "triton" or (backend == "auto" and query.device.type == "cuda"):
         reason = triton_fits(query, key, value, alpha, bias)
         if reason is None:
@@ -154,7 +160,7 @@ def attention(
         return differentiable.attention(query, key, value, bias, scale, alpha, temperature)
     if torch.compiler.is_compiling():
         return custom_op.attention(query, key, value, bias, scale, alpha, temperature, check_backend(backend))
-    chosen = choose(backend, query, key, value, bias, alpha)
+    chosen = "eager" if check_backend(backend) == "eager" else _fastest(backend, query, key, value, bias, alpha)
     if chosen == "triton":
         from .triton_launch import triton_attention
 
