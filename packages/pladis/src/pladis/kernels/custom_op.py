@@ -8,8 +8,8 @@ the node runs the back-end that would run without compilation (the Triton kernel
 
 The operator returns 4-D results as (B, Nq, H, Dv) memory, the layout the Triton kernel writes (and
 SDPA's fused kernels), viewed back as (B, H, Nq, Dv) by :func:`attention`: the usual transpose and
-reshape after attention then copy nothing. Inference only: with autograd recording, the back-ends
-run traced as before.
+reshape after attention then copy nothing. Inference only: with autograd recording, the
+differentiable path (:mod:`pladis.kernels.differentiable`) is traced instead.
 """
 
 from __future__ import annotations
