@@ -15,20 +15,16 @@ import sys
 import time
 
 import torch
+from bench_host_overhead import per_call_us as host_and_wall_us
 from diffusers.models.attention_processor import Attention
 
 import pladis
 from pladis.kernels import triton_launch
 
 
-def per_call_us(fn, calls: int = 50) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / calls * 1e6
+def per_call_us(fn) -> float:
+    """Wall µs per call of 50 back-to-back calls (median of 3)."""
+    return host_and_wall_us(fn, calls=50, reps=3)[1]
 
 
 def compiled_rows(device) -> int:

@@ -52,9 +52,9 @@ def test_operator_gives_the_back_end_values(case):
         assert out.transpose(1, 2).is_contiguous()
 
 
-def _attention_module(alpha=1.5, backend="auto", heads=2):
+def _attention_module(alpha=1.5, backend="auto"):
     torch.manual_seed(0)
-    attn = Attention(query_dim=32, cross_attention_dim=24, heads=heads, dim_head=16).eval()
+    attn = Attention(query_dim=32, cross_attention_dim=24, heads=2, dim_head=16).eval()
     attn.set_processor(pladis.PLADISAttnProcessor(2.0, alpha, backend=backend))
     return attn
 

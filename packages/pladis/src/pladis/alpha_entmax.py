@@ -118,11 +118,10 @@ def entmax_shifted(x: torch.Tensor, c: float, alpha: float) -> torch.Tensor:
 def entmax_weights(
     x: torch.Tensor, c: float, alpha: float, exp_x: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """[c·x − τ]₊^k and its row sums (≈ 1) for the exact τ; differentiable in x with τ held fixed.
-    ``exp_x`` = exp(x), when at hand, tightens the solver's start (:func:`threshold_start`)."""
-    t, weights, total = solve_threshold(x, c, alpha, exp_x=exp_x)
-    if torch.is_grad_enabled() and x.requires_grad:
-        weights, total = support_weights(x, t, c, alpha)
+    """[c·x − τ]₊^k and its row sums (≈ 1) for the exact τ (no autograd: gradients go through
+    :class:`pladis.kernels.differentiable.EntmaxFunction`). ``exp_x`` = exp(x), when at hand, tightens
+    the solver's start (:func:`threshold_start`)."""
+    _, weights, total = solve_threshold(x, c, alpha, exp_x=exp_x)
     return weights, total
 
 
@@ -135,7 +134,7 @@ def support_weights(
         y = y.square_()
     elif alpha != 2.0:
         y = _power(y, 1.0 / (alpha - 1.0), fused)
-    return y, y.sum(-1, keepdim=True).clamp_min_(torch.finfo(torch.float32).tiny)
+    return y, y.sum(-1, keepdim=True).clamp_min_(_TINY)
 
 
 def _power(
@@ -320,7 +319,7 @@ def _threshold_pass(
     g = w.sum(-1, keepdim=True).clamp_min(_TINY)
     f1 = (w * ys if fused else w.mul_(ys)).sum(-1, keepdim=True)  # Σ p = f + 1
     if phi:  # Newton on φ = f1^(1/k): step (φ − 1)·f1^(1 − 1/k)/g
-        scaled = _power(f1.clamp_min(torch.finfo(torch.float32).tiny), 1.0 - 1.0 / power, fused)
+        scaled = _power(f1.clamp_min(_TINY), 1.0 - 1.0 / power, fused)
         step = (f1 - scaled) / g
     else:  # Newton on f: step (f1 − 1)/(k·g)
         step = (f1 - 1.0) / (power * g)

@@ -130,7 +130,7 @@ def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
 def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | None) -> str:
     """``eager`` or ``compile`` for :func:`pladis.attention.pladis_weights` (no Triton: it never stores M)."""
     check_backend(backend)
-    if backend == "eager" or needs_grad(scores, bias) or torch.compiler.is_compiling():
+    if backend == "eager" or torch.compiler.is_compiling():
         return "eager"
     from . import compiled
 

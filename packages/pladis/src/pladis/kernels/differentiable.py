@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from .eager import scores_of
+
 __all__ = ["EntmaxFunction", "weights", "attention"]
 
 
@@ -72,5 +74,4 @@ def attention(
     temperature: float,
 ) -> torch.Tensor:
     """Eq. 15 as ``weights(S) @ V`` with S = QKᵀ/√d, differentiable in query, key, value and bias."""
-    scores = torch.matmul(query, key.transpose(-2, -1)).float() * query.shape[-1] ** -0.5
-    return torch.matmul(weights(scores, bias, scale, alpha, temperature).to(value.dtype), value)
+    return torch.matmul(weights(scores_of(query, key), bias, scale, alpha, temperature).to(value.dtype), value)

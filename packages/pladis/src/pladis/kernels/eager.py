@@ -151,7 +151,7 @@ def attention(
         if pending is not None:
             _redo(out, [pending], value, bias, scale, alpha, temperature)
         return out
-    batch = batch or torch.Size([1])
+    out_batch, batch = batch, batch or torch.Size([1])
     q_all = query.expand(*batch, n_query, query.shape[-1])
     k_all = _scaled_keys(key, query.shape[-1]).expand(*batch, n_key, key.shape[-1])
     v_all = value.expand(*batch, n_key, value.shape[-1])
@@ -177,7 +177,7 @@ def attention(
                     pending.append(unsolved)
     if pending:
         _redo(out, pending, value, bias, scale, alpha, temperature)
-    return out.view(*batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2]), n_query, -1)
+    return out.view(*out_batch, n_query, -1)
 
 
 def _flat_index(lead: tuple[int, ...], batch: torch.Size) -> int:
