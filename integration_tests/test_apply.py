@@ -248,6 +248,6 @@ def test_backend_is_forwarded_and_checked():
             images[backend] = np.asarray(pipe("a cat", generator=torch.Generator().manual_seed(0), **kwargs).images)
     np.testing.assert_allclose(images["eager"], images["auto"], atol=1e-5)
     before = dict(pipe.unet.attn_processors)
-    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'eager', 'compile', 'triton'; got 'cuda'"):
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'eager', 'compile', 'triton', 'native'; got 'cuda'"):
         pladis.apply(pipe, backend="cuda")
     assert dict(pipe.unet.attn_processors) == before

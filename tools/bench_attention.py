@@ -9,7 +9,8 @@ At SDXL cross-attention shapes (B=2, H=10, Nq=4096 and B=2, H=20, Nq=1024; Nk=77
 
 fp32 on CPU; fp16 on CUDA (``--device cuda``). Timings are medians of interleaved repetitions (CUDA:
 events around 20 back-to-back calls, after synchronisation). The first call of each back-end is timed apart: for ``compile`` it is
-the compile time, reported, not hidden. ``err`` is the max |ours − literal| of that call.
+the compile time, reported, not hidden; the native kernel's build (or load from its cache) is timed
+before all and printed. ``err`` is the max |ours − literal| of that call.
 
     .venv/bin/python tools/bench_attention.py                       # CPU, all threads
     .venv/bin/python tools/bench_attention.py --threads 1 --reps 9  # quieter on a shared machine
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import pladis
-from pladis.kernels import backends, compiled
+from pladis.kernels import backends, compiled, native
 
 SHAPES = [(2, 10, 4096, 77, 64), (2, 20, 1024, 77, 64)]
 ALPHAS = [1.25, 1.5, 1.75, 2.0]
@@ -74,6 +75,8 @@ def available_backends(device: torch.device, requested: list[str] | None) -> lis
     names = ["eager"]
     if compiled.usable(device) and device.type == "cpu":
         names.append("compile")
+    if device.type == "cpu" and native.usable(device):
+        names.append("native")
     if device.type == "cuda" and backends.triton_available():
         names.append("triton")
     names.append("auto")
@@ -116,7 +119,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (5 on CPU, 50 on CUDA)")
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS)
-    parser.add_argument("--backends", nargs="+", default=None, help="subset of eager compile triton auto")
+    parser.add_argument("--backends", nargs="+", default=None, help="subset of eager compile native triton auto")
     parser.add_argument("--no-literal", action="store_true", help="skip the `entmax`-package reference")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -124,10 +127,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     reps = args.reps or (50 if device.type == "cuda" else 5)
+    begin = time.perf_counter()
+    native_ready = device.type == "cpu" and native.usable(device)  # builds the kernel when not cached
+    native_s = time.perf_counter() - begin
     names = available_backends(device, args.backends)
     warnings.simplefilter("ignore", RuntimeWarning)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# PLADIS attention: {label}, {dtype}, torch {torch.__version__}, λ=2, median of {reps}")
+    if device.type == "cpu":
+        state = f"ready in {native_s:.2f} s ({native.library_path()})" if native_ready else native.failure()
+        print(f"# native kernel: {state}; a build on an empty cache (PLADIS_CACHE_DIR) is the first call's cost")
     print("# auto picks: " + ", ".join(
         f"{s[2]}q→{backends.choose('auto', torch.empty(s[0], s[1], s[2], s[4], device=device, dtype=dtype), torch.empty(s[0], s[1], s[3], s[4], device=device, dtype=dtype), torch.empty(s[0], s[1], s[3], s[4], device=device, dtype=dtype), None, 1.5)}"
         for s in SHAPES))

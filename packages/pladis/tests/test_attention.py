@@ -118,13 +118,17 @@ def test_rows_of_mixed_weights_sum_to_one_for_any_scale():
         torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]), atol=1e-5, rtol=0)
 
 
-def test_computes_one_qk_and_one_weights_v_matmul(monkeypatch):
+@pytest.mark.parametrize("backend", ["eager", "native"])
+def test_computes_one_qk_and_one_weights_v_matmul(monkeypatch, backend):
     calls = []
     real = torch.matmul
     monkeypatch.setattr(torch, "matmul", lambda a, b: calls.append((a.shape, b.shape)) or real(a, b))
     q, k, v = _qkv(nq=16, nk=11, d=8)
-    pladis.pladis_attention(q, k, v)
-    assert calls == [(q.shape, (2, 3, 8, 11)), ((2, 3, 16, 11), v.shape)]
+    pladis.pladis_attention(q, k, v, backend=backend)
+    if backend == "eager":
+        assert calls == [(q.shape, (2, 3, 8, 11)), ((2, 3, 16, 11), v.shape)]
+    else:  # keys-major: Sᵀ = K·Qᵀ, then Mᵀ·V
+        assert calls == [(k.shape, (2, 3, 8, 16)), ((2, 3, 16, 11), v.shape)]
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ def apply(
     PLADIS to a window of the denoising trajectory, as fractions read off the timestep:
     progress = 1 − t/T (T = the scheduler's ``num_train_timesteps``), 0 = pure noise, 1 = clean; the
     default [0, 1] is the whole trajectory, as in the paper. ``backend`` picks the attention
-    implementation ("auto" = the fastest available; "eager", "compile", "triton"). Every other processor —
+    implementation ("auto" = the fastest available; "eager", "compile", "triton", "native"). Every other processor —
     self-attention, or processors another tool installed — stays as it was. Applying again replaces
     the settings instead of stacking. Nothing is changed when an argument is invalid.
     """

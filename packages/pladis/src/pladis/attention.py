@@ -37,8 +37,9 @@ def pladis_attention(
 
     ``backend`` picks the implementation: ``"eager"`` (torch ops, chunked over queries), ``"compile"``
     (the per-row work fused by ``torch.compile``), ``"triton"`` (one fused CUDA kernel: QKᵀ, both
-    normalisations, the mix and M·V) or ``"auto"`` (the fastest available for these inputs; see
-    :func:`pladis.kernels.backends.choose`). A back-end that cannot run here falls back to eager.
+    normalisations, the mix and M·V), ``"native"`` (one fused C kernel for the per-row work on CPU,
+    built on first use) or ``"auto"`` (the fastest available for these inputs; see
+    :func:`pladis.kernels.backends.choose`). A back-end that cannot run here warns and falls back.
     """
     _check_shapes(query, key, value)
     scale = check_scale(scale)
@@ -60,8 +61,9 @@ def pladis_weights(
 ) -> torch.Tensor:
     """The mixed attention weights (1−λ)·softmax(S) + λ·α-entmax(S/temperature), in float32.
 
-    ``backend``: ``"eager"`` or ``"compile"``; ``"auto"`` picks compile for large CPU inputs. The Triton
-    kernel never materialises the weights, so ``"triton"`` computes them like ``"compile"``. With
+    ``backend``: ``"eager"``, ``"compile"`` or ``"native"``; ``"auto"`` picks native on CPU where the
+    kernel builds, else compile for large CPU inputs. The Triton kernel never materialises the weights,
+    so ``"triton"`` computes them like ``"compile"``. With
     autograd recording through query or key, the weights are differentiable (exact α-entmax gradient).
     """
     scale = check_scale(scale)
@@ -72,7 +74,12 @@ def pladis_weights(
     if backends.needs_grad(scores, bias):
         backends.check_backend(backend)
         return differentiable.weights(scores, bias, scale, alpha, temperature)
-    if backends.weights_backend(backend, scores, bias) == "compile":
+    chosen = backends.weights_backend(backend, scores, bias, alpha)
+    if chosen == "native":
+        from .kernels.native import native_weights
+
+        return native_weights(scores.transpose(-2, -1).contiguous(), bias, scale, alpha, temperature)[0].mT.contiguous()
+    if chosen == "compile":
         from .kernels.compiled import compiled_mixed_weights
 
         return compiled_mixed_weights(scores, bias, scale, alpha, temperature)

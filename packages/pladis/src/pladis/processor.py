@@ -58,7 +58,7 @@ class PLADISAttnProcessor:
     the head split) — telling them apart from the module's norms. Only the attention itself changes.
 
     ``window`` (a :class:`StepWindow`) restricts PLADIS to part of the denoising trajectory.
-    ``backend`` picks the implementation ("auto", "eager", "compile", "triton"; see
+    ``backend`` picks the implementation ("auto", "eager", "compile", "triton", "native"; see
     :mod:`pladis.kernels.backends`). ``style`` forces the semantics ("sd" or "sana"); by default they are read off the module.
     With ``scale=0`` it runs the very same SDPA call as diffusers (bit-identical output). When given
     ``original`` (the processor it replaces) it delegates to it whenever PLADIS is inactive.

@@ -1,12 +1,14 @@
-"""Which implementation computes PLADIS attention (Eq. 15): ``eager``, ``compile`` or ``triton``.
+"""Which implementation computes PLADIS attention (Eq. 15): ``eager``, ``compile``, ``triton`` or ``native``.
 
 ``auto`` picks, for the inputs at hand:
 
+* ``native`` on CPU for α > 1 when a C compiler built :mod:`pladis.kernels.native`'s kernel (one fused
+  C kernel for the per-row work, compiled once per machine in about a second and cached on disk);
 * ``triton`` on CUDA when Triton imports and the inputs fit its kernel (Nk ≤ 256, D, Dv ≤ 256, α > 1)
   — one fused pass, nothing of size Nq×Nk in memory (CPU tensors run it only when asked for by name,
   under ``TRITON_INTERPRET=1``: the interpreter is for tests);
-* ``compile`` on CUDA when the kernel does not fit, and on CPU when the score tensor is large
-  (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile`` works here (it needs a C++ compiler on
+* ``compile`` on CUDA when the kernel does not fit, and on CPU (without the native kernel, or for
+  α = 1) when the score tensor is large (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile`` works here (it needs a C++ compiler on
   CPU, Triton on CUDA; a failure is remembered and eager used). Its first call per configuration
   compiles (seconds; up to ≈ 20 s with a cold inductor cache: see ``tools/bench_attention.py``);
 * ``eager`` otherwise.
@@ -17,7 +19,8 @@ instead (exact gradients; the fast paths are inference-only). Inside a ``torch.c
 above when the compiled graph runs.
 
 An explicit back-end that cannot run (Triton missing, CPU tensors without ``TRITON_INTERPRET=1``,
-unsupported shapes, no compiler) falls back to the next one with a warning; an unknown name raises.
+unsupported shapes, no compiler, ``native`` on a GPU) falls back with a warning to what ``auto`` picks
+without it; an unknown name raises.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from . import custom_op, differentiable, eager
 
 __all__ = ["BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "choose", "triton_available", "weights_backend"]
 
-BACKENDS = ("auto", "eager", "compile", "triton")
+BACKENDS = ("auto", "eager", "compile", "triton", "native")
 AUTO_COMPILE_MIN_SCORES = 1 << 20
 TRITON_MAX_KEYS = 256
 TRITON_MAX_HEAD_DIM = 256
@@ -83,6 +86,19 @@ def triton_fits(
     return None
 
 
+def native_fits(query: torch.Tensor, alpha: float) -> str | None:
+    """Why the native CPU kernel cannot take these inputs (None when it can); builds it on first use."""
+    if query.device.type != "cpu":
+        return f"tensors are on {query.device.type} (the native kernel is for the CPU)"
+    if alpha == 1.0:
+        return "alpha = 1 (two softmaxes) is left to the other back-ends"
+    from . import native
+
+    if not native.usable(query.device):
+        return native.failure() or "unavailable"
+    return None
+
+
 def needs_grad(*tensors: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
@@ -109,6 +125,13 @@ def choose(
 
 def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
     """:func:`choose` for a checked, non-eager ``backend`` outside autograd and tracing."""
+    if backend == "native" or (backend == "auto" and query.device.type == "cpu"):
+        reason = native_fits(query, alpha)
+        if reason is None:
+            return "native"
+        if backend == "native":
+            warnings.warn(f"pladis: native kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=3)
+            backend = "auto"
     if backend == "triton" or (backend == "auto" and query.device.type == "cuda"):
         reason = triton_fits(query, key, value, alpha, bias)
         if reason is None:
@@ -127,14 +150,21 @@ def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
     return "compile" if backend == "auto" and n_scores >= AUTO_COMPILE_MIN_SCORES else "eager"
 
 
-def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | None) -> str:
-    """``eager`` or ``compile`` for :func:`pladis.attention.pladis_weights` (no Triton: it never stores M)."""
+def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | None, alpha: float = 1.5) -> str:
+    """``eager``, ``compile`` or ``native`` for :func:`pladis.attention.pladis_weights` (no Triton: it
+    never stores M; ``triton`` computes them like ``compile``)."""
     check_backend(backend)
     if backend == "eager" or torch.compiler.is_compiling():
         return "eager"
+    if backend in ("native", "auto") and scores.device.type == "cpu":
+        reason = native_fits(scores, alpha)
+        if reason is None:
+            return "native"
+        if backend == "native":
+            warnings.warn(f"pladis: native kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=3)
     from . import compiled
 
-    if backend == "auto" and (scores.device.type != "cpu" or scores.numel() < AUTO_COMPILE_MIN_SCORES):
+    if backend in ("auto", "native") and (scores.device.type != "cpu" or scores.numel() < AUTO_COMPILE_MIN_SCORES):
         return "eager"
     return "compile" if compiled.usable(scores.device) else "eager"
 
@@ -165,6 +195,12 @@ def attention(
         from .triton_launch import triton_attention
 
         return triton_attention(query, key, value, bias, scale, alpha, temperature)
+    if chosen == "native":
+        from .native import native_weights
+
+        return eager.attention(
+            query, key, value, bias, scale, alpha, temperature, weights_fn=native_weights, keys_major=True
+        )
     if chosen == "compile":
         from .compiled import compiled_weights
 

@@ -37,6 +37,11 @@ def scores_of(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     return torch.matmul(query, _scaled_keys(key, query.shape[-1]).transpose(-2, -1)).float()
 
 
+def _keys_major_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """Sᵀ = K·Qᵀ/√d in float32, (…, Nk, Nq) contiguous."""
+    return torch.matmul(_scaled_keys(key, query.shape[-1]), query.transpose(-2, -1)).float().contiguous()
+
+
 def _scaled_keys(key: torch.Tensor, head_dim: int) -> torch.Tensor:
     return key * (1.0 / math.sqrt(head_dim))
 
@@ -130,22 +135,25 @@ def attention(
     temperature: float,
     budget: int | None = None,
     weights_fn: WeightsFn = _exact,
+    keys_major: bool = False,
 ) -> torch.Tensor:
     """Eq. 15 over tiles of about ``budget`` scores (default ``CHUNK_ELEMENTS`` for the device).
 
     A tile is a group of heads (the last batch dim) when one head's Nq×Nk scores fit the budget, else a
     range of queries of one head; either way its output is a contiguous block written in place.
     ``weights_fn(scores, bias, scale, alpha, temperature) -> (weights, done)`` computes a tile's weights;
-    rows whose ``done`` flag is False are recomputed exactly, all at once, at the end.
+    rows whose ``done`` flag is False are recomputed exactly, all at once, at the end. With
+    ``keys_major`` a tile's scores are computed as K·Qᵀ, (…, Nk, m), and ``weights_fn`` returns weights
+    in that layout and no ``done`` flags (:func:`pladis.kernels.native.native_weights`).
     """
     batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     n_query, n_key = query.shape[-2], key.shape[-2]
     if budget is None:
         budget = CHUNK_ELEMENTS.get(query.device.type, _DEFAULT_CHUNK)
     if math.prod(batch) * n_query * n_key <= budget:  # one tile: the plain two matmuls
-        scores = scores_of(query, key)
+        scores = _keys_major_scores(query, key) if keys_major else scores_of(query, key)
         weights, done = weights_fn(scores, bias, scale, alpha, temperature)
-        out = torch.matmul(weights.to(value.dtype), value)
+        out = torch.matmul((weights.mT if keys_major else weights).to(value.dtype), value)
         flat_scores = scores.reshape(-1, n_query, n_key)
         pending = _unsolved(torch.arange(flat_scores.shape[0], device=out.device), 0, flat_scores, done)
         if pending is not None:
@@ -168,9 +176,14 @@ def attention(
             for q0 in range(0, n_query, rows):
                 q1 = min(q0 + rows, n_query)
                 tile = (*lead, slice(h0, h1))
-                scores = torch.matmul(q_all[tile][..., q0:q1, :], k_all[tile].transpose(-2, -1)).float()
+                q_tile = q_all[tile][..., q0:q1, :]
+                if keys_major:
+                    scores = torch.matmul(k_all[tile], q_tile.transpose(-2, -1)).float().contiguous()
+                else:
+                    scores = torch.matmul(q_tile, k_all[tile].transpose(-2, -1)).float()
                 tile_bias = None if b_all is None else b_all[tile][..., q0:q1, :]
                 weights, done = weights_fn(scores, tile_bias, scale, alpha, temperature)
+                weights = weights.transpose(-2, -1) if keys_major else weights
                 torch.matmul(weights.to(value.dtype), v_all[tile], out=out[tile][..., q0:q1, :])
                 unsolved = _unsolved(torch.arange(base + h0, base + h1, device=out.device), q0, scores, done)
                 if unsolved is not None:

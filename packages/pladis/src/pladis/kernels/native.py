@@ -1,0 +1,165 @@
+"""PLADIS weights (Eq. 15) on the CPU by one fused C kernel (``native_kernel.c``), compiled on first use.
+
+The scores are computed keys-major, Sᵀ = K·Qᵀ (a faster matmul than Q·Kᵀ at 77 keys), so each SIMD lane
+of the kernel holds one query row: softmax, the α-entmax threshold passes (the solver of
+:mod:`pladis.alpha_entmax`, iterated per block until every row has Σp = 1 to fp32 resolution) and the
+λ-mix run on a block of 16 rows in L1, with plain vector adds for the row sums. The weights overwrite
+the scores and go to one matmul Mᵀ·V (:func:`pladis.kernels.eager.attention` with ``keys_major``).
+
+The kernel is built with the system C compiler (``$CC``, else gcc / cc / clang; ``-O3 -march=native``)
+into ``$PLADIS_CACHE_DIR`` (default ``~/.cache/pladis``), keyed by the source, the flags, the compiler
+and the CPU, so the first call on a machine takes about a second and later processes load the library.
+No compiler, or a failed build, is remembered and the caller falls back (with a warning).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+__all__ = ["native_weights", "usable", "failure", "library_path"]
+
+SOURCE = Path(__file__).with_name("native_kernel.c")
+_PORTABLE_FLAGS = ["-O3", "-fno-math-errno", "-fPIC", "-shared"]
+_QUARTERS, _THIRDS, _GENERIC = 0, 1, 2
+
+_failure: list[str] = []  # why the kernel cannot be had here (the first error; not retried)
+
+
+def usable(device: torch.device) -> bool:
+    """Whether the kernel runs here: CPU tensors and a library that built (or was built before)."""
+    return device.type == "cpu" and _library() is not None
+
+
+def failure() -> str | None:
+    """Why the kernel is unavailable (None while it is available or not yet tried)."""
+    return _failure[0] if _failure else None
+
+
+def library_path() -> Path | None:
+    """The shared library in use (None when unavailable)."""
+    lib = _library()
+    return None if lib is None else Path(lib._name)
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC", ""), "gcc", "cc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _flag_sets() -> list[list[str]]:
+    """Flags to try in turn: tuned for this CPU with OpenMP, then portable with, then without OpenMP."""
+    tuned = ["-march=native"] + (["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else [])
+    return [tuned + _PORTABLE_FLAGS + ["-fopenmp"], _PORTABLE_FLAGS + ["-fopenmp"], _PORTABLE_FLAGS]
+
+
+def _cpu_signature() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags", "Features"))}))
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("PLADIS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "pladis"
+    )
+    return Path(root)
+
+
+def _build(compiler: str, flags: list[str], target: Path) -> None:
+    """Compile SOURCE into ``target`` atomically (a temporary file renamed into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp], check=True, capture_output=True, text=True, timeout=120)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    compiler = _compiler()
+    if compiler is None:
+        _failure.append("no C compiler found (set $CC, or install gcc or clang)")
+        return None
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        version = str(error)
+    errors = []
+    for flags in _flag_sets():
+        key = hashlib.sha256("\0".join([SOURCE.read_text(), *flags, compiler, version, _cpu_signature()]).encode())
+        target = _cache_dir() / f"pladis_native_{key.hexdigest()[:20]}.so"
+        try:
+            if not target.exists():
+                _build(compiler, flags, target)
+            return _bind(ctypes.CDLL(str(target)))
+        except subprocess.CalledProcessError as error:
+            errors.append(f"{' '.join(flags)}: {error.stderr.strip()[:300]}")
+        except (OSError, subprocess.SubprocessError) as error:
+            errors.append(f"{type(error).__name__}: {error}")
+    _failure.append("the native kernel did not build: " + " | ".join(errors))
+    warnings.warn(f"pladis: {_failure[0][:400]}; using another back-end", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    f, i, i64, p = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    lib.pladis_weights.argtypes = [p, p, p, i64, i64, i64, f, f, f, i, i, i, f, i, i, i, f, i]
+    lib.pladis_weights.restype = i
+    return lib
+
+
+def _power_spec(exponent: float) -> tuple[int, int, int, float]:
+    """(mode, whole, part, frac) of y**exponent for the kernel: multiples of 1/4 and of 1/3 (up to 4)
+    by products, square and cube roots; others by exp2(e·log2 y)."""
+    for mode, denominator in ((_QUARTERS, 4), (_THIRDS, 3)):
+        n = round(exponent * denominator)
+        if 0 < n <= 4 * denominator and abs(exponent * denominator - n) < 1e-9:
+            return mode, n // denominator, n % denominator, 0.0
+    return _GENERIC, 0, 0, exponent
+
+
+def native_weights(
+    scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float
+) -> tuple[torch.Tensor, None]:
+    """Eq. 15's weights for keys-major float32 ``scores`` (…, Nk, m), overwritten and returned in the same
+    layout; ``bias`` is None or broadcasts to the queries-major (…, m, Nk). Every row is solved (no
+    ``done`` flags). α must be in (1, 2]."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError(f"pladis: the native kernel is unavailable ({failure()})")
+    n_key, n_query = scores.shape[-2:]
+    if scores.dtype != torch.float32 or not scores.is_contiguous() or scores.device.type != "cpu":
+        raise ValueError(f"scores must be a contiguous float32 CPU tensor; got {scores.dtype} on {scores.device}")
+    if not 1.0 < alpha <= 2.0:
+        raise ValueError(f"alpha must be in (1, 2] for the native kernel; got {alpha}")
+    bias_km = None
+    if bias is not None:
+        bias_km = bias.expand(*scores.shape[:-2], n_query, n_key).transpose(-2, -1).float().contiguous()
+    k = 1.0 / (alpha - 1.0)
+    status = lib.pladis_weights(
+        scores.data_ptr(), None if bias_km is None else bias_km.data_ptr(), scores.data_ptr(),
+        scores.numel() // max(n_key * n_query, 1), n_key, n_query, alpha, scale, 1.0 / temperature,
+        *_power_spec(k - 1.0), *_power_spec(k), torch.get_num_threads(),
+    )
+    if status:
+        raise MemoryError("pladis: the native kernel could not allocate its scratch memory or threads")
+    return scores, None

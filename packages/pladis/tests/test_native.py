@@ -1,0 +1,204 @@
+"""The native CPU kernel (pladis/kernels/native_kernel.c) against the float64 Eq. 15 oracle (the `entmax`
+package) and the eager path; its build, cache and fallbacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import pytest
+import torch
+
+import pladis
+from pladis.attention import pladis_weights
+from pladis.kernels import backends, eager, native
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_backends import _bias, _hard_scores_inputs, _literal, _masks, _qkv  # noqa: E402  (the oracle)
+
+ALPHAS = [1.1, 1.25, 1.33, 1.5, 1.6, 1.75, 2.0]  # quarters, thirds and exp2/log2 powers in the kernel
+HAS_COMPILER = native._compiler() is not None
+needs_kernel = pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler on this machine")
+
+
+def _native(scores, bias, scale, alpha, temperature):
+    """native_weights on queries-major scores, returned queries-major."""
+    weights, done = native.native_weights(scores.transpose(-2, -1).contiguous(), bias, scale, alpha, temperature)
+    assert done is None
+    return weights.transpose(-2, -1)
+
+
+def _scores(seed=0, shape=(2, 3, 37, 77), spread=3.0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * spread
+
+
+@pytest.fixture
+def fresh_library(monkeypatch, tmp_path):
+    """An empty kernel cache in tmp_path; the process-wide library is restored afterwards."""
+    monkeypatch.setenv("PLADIS_CACHE_DIR", str(tmp_path))
+    native._library.cache_clear()
+    native._failure.clear()
+    yield tmp_path
+    monkeypatch.undo()
+    native._library.cache_clear()
+    native._failure.clear()
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler on this machine")
+def test_the_kernel_builds_wherever_a_compiler_exists():
+    assert native.usable(torch.device("cpu")), native.failure()
+    assert native.library_path().is_file()
+
+
+@needs_kernel
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize(("temperature", "mask"), [(1.0, None), (0.7, None), (1.0, "bool"), (0.7, "bool"), (0.7, "sana")])
+def test_weights_match_eager(alpha, temperature, mask):
+    scores = _scores(seed=int(alpha * 100), shape=(1, 4, 24, 77))
+    bias = None if mask is None else _bias(_masks()[mask])
+    expected = eager.mixed_weights(scores.clone(), bias, 2.0, alpha, temperature)
+    got = _native(scores, bias, 2.0, alpha, temperature)
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+    live = torch.isfinite(expected.new_zeros(()) if bias is None else bias.expand_as(scores).amax(-1))
+    torch.testing.assert_close(got.sum(-1), live.float().expand(got.shape[:-1]), atol=2e-6, rtol=0)
+    if mask == "bool":
+        assert (got[0, 1, 3] == 0).all()  # the fully masked row: zeros, not NaN
+        assert (got[..., 50:] == 0).all()  # masked keys get exactly 0 in both branches
+
+
+@needs_kernel
+@pytest.mark.parametrize("alpha", [1.25, 1.5, 1.75, 2.0])
+def test_attention_matches_the_oracle_on_hard_cases(alpha):
+    q, k, v = _hard_scores_inputs()  # ties, near-uniform rows, huge spreads, equal scores
+    out = pladis.pladis_attention(q, k, v, alpha=alpha, backend="native")
+    torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, alpha), atol=1e-5, rtol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("alpha", [1.5, 2.0])
+def test_sparse_branch_is_exactly_sparse(alpha):
+    """λ = 1 gives α-entmax alone: its zeros are exact zeros, the same as the eager solver's (up to
+    entries within 1e-6 of the threshold)."""
+    scores = _scores(seed=5, shape=(2, 2, 64, 77))
+    got = _native(scores, None, 1.0, alpha, 1.0)
+    expected = eager.mixed_weights(scores.clone(), None, 1.0, alpha, 1.0)
+    differ = (got == 0) != (expected == 0)
+    assert (got == 0).float().mean() > 0.5  # the rows are sparse
+    assert (torch.maximum(got, expected)[differ] < 1e-6).all()
+    assert differ.float().mean() < 1e-3
+
+
+@needs_kernel
+@pytest.mark.parametrize("n_query", [1, 15, 16, 17, 33])
+def test_partial_blocks_write_only_their_rows(n_query):
+    """Rows come in blocks of 16; the last block of a group may be partial and must not write past it."""
+    groups, n_key = 3, 77
+    buffer = torch.full((groups * n_key * n_query + 64,), 7.0)
+    scores = buffer[: groups * n_key * n_query].view(groups, n_key, n_query)
+    scores.copy_(_scores(seed=n_query, shape=(groups, n_key, n_query)))
+    expected = eager.mixed_weights(scores.transpose(-2, -1).clone(), None, 2.0, 1.5, 1.0)
+    native.native_weights(scores, None, 2.0, 1.5, 1.0)
+    torch.testing.assert_close(scores.transpose(-2, -1), expected, atol=2e-6, rtol=0)
+    assert (buffer[groups * n_key * n_query :] == 7.0).all()
+
+
+@needs_kernel
+def test_threads_do_not_change_a_bit():
+    scores = _scores(seed=2, shape=(2, 5, 100, 77))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _native(scores, None, 2.0, 1.75, 1.0)
+        torch.set_num_threads(3)
+        three = _native(scores, None, 2.0, 1.75, 1.0)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, three)
+
+
+@needs_kernel
+@pytest.mark.parametrize("n_key", [1, 2, 300])
+def test_any_number_of_keys(n_key):
+    q, k, v = _qkv(b=1, h=2, nq=20, nk=n_key, d=16, seed=n_key)
+    out = pladis.pladis_attention(q, k, v, alpha=1.5, backend="native")
+    torch.testing.assert_close(out.double(), _literal(q, k, v, 2.0, 1.5), atol=1e-5, rtol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs(dtype):
+    q, k, v = _qkv(nq=33, seed=4, spread=2.0, dtype=dtype)
+    out = pladis.pladis_attention(q, k, v, alpha=1.75, backend="native")
+    expected = pladis.pladis_attention(q, k, v, alpha=1.75, backend="eager")
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), expected.float(), atol=1e-2, rtol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("scale", [0.0, -1.0, 3.0])
+def test_any_lambda(scale):
+    q, k, v = _qkv(seed=9)
+    out = pladis.pladis_attention(q, k, v, scale=scale, alpha=2.0, backend="native")
+    torch.testing.assert_close(out.double(), _literal(q, k, v, scale, 2.0), atol=1e-5, rtol=0)
+    if scale == 0.0:
+        torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, k, v), atol=1e-6, rtol=0)
+
+
+@needs_kernel
+def test_tiles_and_pladis_weights_use_it():
+    q, k, v = _qkv(b=2, h=4, nq=300, seed=11)
+    whole = pladis.pladis_attention(q, k, v, alpha=1.25, backend="native")
+    tiled = backends.eager.attention(q, k, v, None, 2.0, 1.25, 1.0, budget=5000,
+                                     weights_fn=native.native_weights, keys_major=True)
+    torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(whole.double(), _literal(q, k, v, 2.0, 1.25), atol=1e-5, rtol=0)
+    weights = pladis_weights(q, k, alpha=1.25, backend="native")
+    assert weights.is_contiguous()
+    torch.testing.assert_close(weights, pladis_weights(q, k, alpha=1.25, backend="eager"), atol=2e-6, rtol=0)
+
+
+@needs_kernel
+def test_auto_picks_native_on_cpu_for_alpha_above_one():
+    q, k, v = _qkv()
+    assert backends.choose("auto", q, k, v, None, 1.5) == "native"
+    assert backends.choose("auto", q, k, v, None, 1.0) != "native"
+    q.requires_grad_(True)
+    assert backends.choose("auto", q, k, v, None, 1.5) == "eager"  # autograd: the differentiable path
+
+
+def test_no_compiler_falls_back_with_a_warning(fresh_library, monkeypatch):
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    q, k, v = _qkv(seed=1)
+    with pytest.warns(RuntimeWarning, match="native kernel unavailable .no C compiler"):
+        out = pladis.pladis_attention(q, k, v, backend="native")
+    torch.testing.assert_close(out, pladis.pladis_attention(q, k, v, backend="eager"), atol=1e-6, rtol=0)
+    assert backends.choose("auto", q, k, v, None, 1.5) != "native"
+
+
+def test_a_failed_build_falls_back_with_a_warning(fresh_library, monkeypatch):
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    monkeypatch.setattr(native, "_compiler", lambda: "false")
+    with pytest.warns(RuntimeWarning, match="did not build"):
+        assert not native.usable(torch.device("cpu"))
+    assert "did not build" in native.failure()
+    assert not list(fresh_library.glob("*.so"))  # nothing half-written left in the cache
+    q, k, v = _qkv(seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # auto falls back quietly; the build failure was reported once
+        out = pladis.pladis_attention(q, k, v)
+    torch.testing.assert_close(out, pladis.pladis_attention(q, k, v, backend="eager"), atol=1e-6, rtol=0)
+
+
+@needs_kernel
+def test_the_library_is_built_once_then_loaded_from_the_cache(fresh_library):
+    assert native.usable(torch.device("cpu"))
+    (built,) = fresh_library.glob("pladis_native_*.so")
+    stamp = built.stat().st_mtime_ns
+    native._library.cache_clear()
+    assert native.library_path() == built and built.stat().st_mtime_ns == stamp
+
+
+def test_native_on_a_non_cpu_device_is_refused_with_the_reason():
+    q = torch.empty(1, 1, 4, 8, device="meta")
+    assert "CPU" in backends.native_fits(q, 1.5)
