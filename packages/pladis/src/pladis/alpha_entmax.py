@@ -145,9 +145,10 @@ def _power(
     inductor (2.5×) and as eager ops (1.7×). An exponent above 1 is split, y^⌊e⌋·exp2(frac·log2 y), so
     that exp2 never underflows (its slow path, 2× the time) and y^⌊e⌋ puts the zeros back.
 
-    ``sum_terms`` (terms of a solver pass's sums): in eager, a zero y may give tiny**e ≤ 2⁻⁴⁰ instead of 0,
-    saving the mask; that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the Newton step by as
-    little and so keeps every iterate a lower bound.
+    ``sum_terms`` (terms of a solver pass's sums): in eager, where tiny**e ≤ 2⁻⁴⁰ (:func:`_tiny_as_zero`),
+    the caller passes zeros as tiny (y ≥ tiny), and they give tiny**e instead of 0, saving the clamp and
+    the mask; that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the Newton step by as little
+    and so keeps every iterate a lower bound.
 
     ``fused`` on CPU, positive multiples of 1/3 (α = 1.75: k − 1 = 1/3, k = 4/3) use :func:`_cube_root`, 2×
     faster (``rough``: ≤ 5e-5, for all but a solver's last pass); GPUs have exp2 and log2 in hardware."""
@@ -168,7 +169,8 @@ def _power(
         return out * y.pow(whole) if whole else out
     # log2(0) takes a slow path (9 ms instead of 1 ms per 1.6 M values in eager), so zeros are clamped
     # away first and put back after.
-    positive = y.clamp_min(_TINY)
+    tiny_zeros = sum_terms and not fused and _tiny_as_zero(exponent)
+    positive = y if tiny_zeros else y.clamp_min(_TINY)
     whole = math.floor(exponent) if exponent > 1 else 0
     zeros = y if whole == 1 else y.pow(whole) if whole else None
     if fused:
@@ -176,9 +178,14 @@ def _power(
             return torch.exp2(torch.log2(positive) * (exponent - whole)) * zeros
         return torch.where(y > 0, torch.exp2(torch.log2(positive) * exponent), 0.0)
     out = torch.log2(positive).mul_(exponent - whole).exp2_()
-    if zeros is None and sum_terms and _TINY**exponent <= 2.0**-40:
+    if zeros is None and tiny_zeros:
         return out
     return out.mul_(torch.sign(y) if zeros is None else zeros)
+
+
+def _tiny_as_zero(exponent: float) -> bool:
+    """Whether tiny**exponent ≤ 2⁻⁴⁰, so that a solver pass may take zeros as tiny (see :func:`_power`)."""
+    return _TINY**exponent <= 2.0**-40
 
 
 # Seed of y^(−1/3) from the float32 bits (the fast inverse square root's trick, for the cube root):
@@ -299,8 +306,8 @@ def _threshold_pass(
     (no per-row power); both monotone from below.
     """
     u = x - t
-    y = u.clamp_min(0.0) if fused else u.clamp_min_(0.0)
     if alpha in (1.5, 2.0):
+        y = u.clamp_min(0.0) if fused else u.clamp_min_(0.0)
         s1 = y.sum(-1, keepdim=True) * c
         count = (u > 0).to(torch.float32).sum(-1, keepdim=True) if fused else torch.sign(y).sum(-1, keepdim=True)
         if alpha == 2.0:
@@ -314,7 +321,10 @@ def _threshold_pass(
         nxt = torch.where(below, torch.where(disc >= 0, closed, lo), torch.maximum(lo, closed))
         return nxt, torch.where(below, lo, nxt)
     power = 1.0 / (alpha - 1.0)
-    ys = y if c == 1.0 else y * c if fused else y.mul_(c)
+    if fused:
+        ys = u.clamp_min(0.0) if c == 1.0 else u.clamp_min(0.0) * c
+    else:  # zeros become tiny where _power allows it: no clamp or mask of its own
+        ys = (u if c == 1.0 else u.mul_(c)).clamp_min_(_TINY if _tiny_as_zero(power - 1.0) else 0.0)
     w = _power(ys, power - 1.0, fused, sum_terms=True, rough=rough)
     g = w.sum(-1, keepdim=True).clamp_min(_TINY)
     f1 = (w * ys if fused else w.mul_(ys)).sum(-1, keepdim=True)  # Σ p = f + 1
@@ -333,17 +343,20 @@ def solve_threshold(
     """(τ/c, weights, row sums) for shifted float32 logits x (max 0 per row), solved to fp32 precision.
 
     ``warm`` sync-free passes, then one check (a host sync): rows whose Σp is not yet 1 to fp32
-    resolution are gathered and iterated on their own until they are.
+    resolution are gathered and iterated on their own until they are. Other α than 1.5 and 2 are solved
+    on c·x with c = 1 (one product instead of one per pass), τ/c given back in the units of x.
     """
     with torch.no_grad():
-        x = x.detach()
+        x, unit = x.detach(), 1.0
+        if alpha not in (1.5, 2.0) and c != 1.0:
+            x, unit, c = x * c, c, 1.0
         if warm is None:
             warm = warm_passes(alpha)
         state = threshold_passes(x, threshold_start(x, c, alpha, exp_x=exp_x), c, alpha, warm)
         weights, total = support_weights(x, state[0], c, alpha)
         done = converged(total, alpha)
         if bool(done.all()):
-            return state[0], weights, total
+            return state[0] / unit, weights, total
         n = x.shape[-1]
         rows = (~done.reshape(-1)).nonzero().squeeze(1)
         sub_x = x.reshape(-1, n).index_select(0, rows)
@@ -356,4 +369,4 @@ def solve_threshold(
         t = state[0].reshape(-1, 1).index_copy(0, rows, sub[0]).view_as(state[0])
         weights = weights.view(-1, n).index_copy_(0, rows, sub_w).view_as(weights)
         total = total.view(-1, 1).index_copy_(0, rows, sub_total).view_as(total)
-        return t, weights, total
+        return t / unit, weights, total
