@@ -256,10 +256,10 @@ def threshold_start(
     if exp_x is not None:
         finite_x = x.clamp_min(-1e30)  # 0·(−inf) would be NaN
         w = exp_x
-        for _ in range(3):
+        for beta in range(3):
             total = w.sum(-1, keepdim=True)
             t = torch.maximum(t, (w * finite_x).sum(-1, keepdim=True) / total - _power(total, 1.0 - alpha) / c)
-            w = w * w
+            w = w * w if beta < 2 else w
     return t, t
 
 
