@@ -202,3 +202,26 @@ def test_the_library_is_built_once_then_loaded_from_the_cache(fresh_library):
 def test_native_on_a_non_cpu_device_is_refused_with_the_reason():
     q = torch.empty(1, 1, 4, 8, device="meta")
     assert "CPU" in backends.native_fits(q, 1.5)
+
+
+@needs_kernel
+def test_an_unwritable_cache_builds_in_a_private_directory(fresh_library, monkeypatch):
+    blocker = fresh_library / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("PLADIS_CACHE_DIR", str(blocker))
+    assert native.usable(torch.device("cpu")), native.failure()
+    assert blocker not in native.library_path().parents and native.library_path().is_file()
+
+
+@needs_kernel
+def test_nan_or_inf_scores_give_nan_rows_as_in_eager():
+    """Never finite garbage: a row with a NaN or +inf score is NaN, the others are untouched."""
+    scores = _scores(seed=3, shape=(1, 2, 20, 77))
+    scores[0, 0, 5, 7] = float("nan")
+    scores[0, 1, 9, 3] = float("inf")
+    got = _native(scores, None, 2.0, 1.75, 1.0)
+    expected = eager.mixed_weights(scores.clone(), None, 2.0, 1.75, 1.0)
+    rows = torch.ones(2, 20, dtype=torch.bool)
+    rows[0, 5] = rows[1, 9] = False
+    assert torch.isnan(got[0][~rows]).all() and torch.isnan(expected[0][~rows]).all()
+    torch.testing.assert_close(got[0][rows], expected[0][rows], atol=2e-6, rtol=0)

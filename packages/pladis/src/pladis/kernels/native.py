@@ -6,10 +6,12 @@ of the kernel holds one query row: softmax, the α-entmax threshold passes (the 
 λ-mix run on a block of 16 rows in L1, with plain vector adds for the row sums. The weights overwrite
 the scores and go to one matmul Mᵀ·V (:func:`pladis.kernels.eager.attention` with ``keys_major``).
 
-The kernel is built with the system C compiler (``$CC``, else gcc / cc / clang; ``-O3 -march=native``)
-into ``$PLADIS_CACHE_DIR`` (default ``~/.cache/pladis``), keyed by the source, the flags, the compiler
-and the CPU, so the first call on a machine takes about a second and later processes load the library.
-No compiler, or a failed build, is remembered and the caller falls back (with a warning).
+The kernel is built with the system C compiler (``$CC``, else gcc / cc / clang; ``-O3 -march=native``
+with OpenMP, else portable flags, else without OpenMP) into ``$PLADIS_CACHE_DIR`` (default
+``~/.cache/pladis``; a private temporary directory when that cannot be written), keyed by the source,
+the flags, the compiler and the CPU, so the first call on a machine takes about a second and later
+processes load the library. No compiler, or a failed build, is remembered and the caller falls back
+(with a warning).
 """
 
 from __future__ import annotations
@@ -93,6 +95,20 @@ def _build(compiler: str, flags: list[str], target: Path) -> None:
             os.unlink(tmp)
 
 
+def _built(compiler: str, flags: list[str], name: str) -> Path:
+    """The library ``name`` in the cache, built there if missing; in a private temporary directory of
+    this process when the cache cannot be written (never in a shared one: it is loaded as code)."""
+    target = _cache_dir() / name
+    if target.exists():
+        return target
+    try:
+        _build(compiler, flags, target)
+    except OSError:
+        target = Path(tempfile.mkdtemp(prefix="pladis-native-")) / name
+        _build(compiler, flags, target)
+    return target
+
+
 @functools.cache
 def _library() -> ctypes.CDLL | None:
     compiler = _compiler()
@@ -106,11 +122,8 @@ def _library() -> ctypes.CDLL | None:
     errors = []
     for flags in _flag_sets():
         key = hashlib.sha256("\0".join([SOURCE.read_text(), *flags, compiler, version, _cpu_signature()]).encode())
-        target = _cache_dir() / f"pladis_native_{key.hexdigest()[:20]}.so"
         try:
-            if not target.exists():
-                _build(compiler, flags, target)
-            return _bind(ctypes.CDLL(str(target)))
+            return _bind(ctypes.CDLL(str(_built(compiler, flags, f"pladis_native_{key.hexdigest()[:20]}.so"))))
         except subprocess.CalledProcessError as error:
             errors.append(f"{' '.join(flags)}: {error.stderr.strip()[:300]}")
         except (OSError, subprocess.SubprocessError) as error:

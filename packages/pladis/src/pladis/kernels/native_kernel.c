@@ -239,8 +239,10 @@ static inline __attribute__((always_inline)) void block(
     }
     vi dead = m == -INFINITY;  /* a fully masked row: solved as a uniform one, zeroed at the end */
     m = pick(dead, zero, m);
+    vi bad = (vi){0};  /* a NaN (or +inf) score: the row's weights are NaN, as in eager, and not solved */
     for (int64_t j = 0; j < nk; j++) {  /* x = logits − max; softmax numerators exp(x) */
         s->x[j] = pick(dead, zero, s->x[j] - m);
+        bad |= s->x[j] != s->x[j];
         s->ex[j] = exp2_approx(s->x[j] * 1.44269504f);
     }
     vf dense_coef = (1.0f - scale) / key_sum(s->ex, nk), sparse_coef = zero;
@@ -280,7 +282,7 @@ static inline __attribute__((always_inline)) void block(
             t = vmax(t, unfold(wz) / total - row_power(total, 1.0f - alpha) / c);
         }
         lo = t;
-        vi done = (vi){0};
+        vi done = bad;
         const float tol = RESIDUAL_TOL / (alpha - 1.0f);
         int all = 0;
         vf total;
@@ -295,7 +297,7 @@ static inline __attribute__((always_inline)) void block(
     }
     for (int64_t j = 0; j < nk; j++) {
         vf weights = s->ex[j] * dense_coef + (scale != 0.0f ? s->w[j] * sparse_coef : zero);
-        store_lanes(out + j * nq, pick(dead, zero, weights), lanes);
+        store_lanes(out + j * nq, pick(bad, splat(NAN), pick(dead, zero, weights)), lanes);
     }
 }
 
