@@ -26,6 +26,7 @@ __all__ = ["attention", "mix", "mixed_weights", "scores_of"]
 # tile costs the solver's host sync.
 CHUNK_ELEMENTS = {"cpu": 1 << 19}
 _DEFAULT_CHUNK = 1 << 26
+_LOG2E = 1.0 / math.log(2.0)
 
 Solve = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 # weights_fn(scores, bias, scale, alpha, temperature) -> (weights, rows still to be solved exactly or None)
@@ -97,10 +98,16 @@ def mix(
     if fused:
         exp_x = x.exp()  # softmax numerators (max x = 0); also the solver's start weights
         dense, dense_coef = exp_x, (1.0 - scale) / exp_x.sum(-1, keepdim=True)
-    else:  # aten's softmax, unlike exp, has no slow path for masked (−inf, −10000) logits (8× faster then)
-        dense, dense_coef = torch.softmax(x, dim=-1), 1.0 - scale
+    else:
         start_weights = scale != 0.0 and alpha > 1.5 and alpha != 2.0  # saves α > 1.5 a pass; not the rest
-        exp_x = dense / dense.amax(-1, keepdim=True) if start_weights else None  # = exp(x)
+        if bias is None:
+            # No masked logits: 2^(x·log2 e) clamped at 2^-126, where exp2 has no slow path (weights it
+            # changes are ≤ 1e-38), is cheaper than softmax + the start weights' max and division.
+            dense = x.mul(_LOG2E).clamp_min_(-126.0).exp2_()
+            dense_coef, exp_x = (1.0 - scale) / dense.sum(-1, keepdim=True), (dense if start_weights else None)
+        else:  # aten's softmax, unlike exp, has no slow path for masked (−inf, −10000) logits (8× faster then)
+            dense, dense_coef = torch.softmax(x, dim=-1), 1.0 - scale
+            exp_x = dense / dense.amax(-1, keepdim=True) if start_weights else None  # = exp(x)
     done = None
     if scale == 0.0:
         weights = dense * dense_coef
