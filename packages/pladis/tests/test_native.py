@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 
+import entmax as oracle
 import pytest
 import torch
 
@@ -17,7 +18,7 @@ from pladis.kernels import backends, eager, native
 sys.path.insert(0, os.path.dirname(__file__))
 from test_backends import _bias, _hard_scores_inputs, _literal, _masks, _qkv  # noqa: E402  (the oracle)
 
-ALPHAS = [1.1, 1.25, 1.33, 1.5, 1.6, 1.75, 2.0]  # quarters, thirds and exp2/log2 powers in the kernel
+ALPHAS = [1.1, 1.2, 1.25, 1.33, 1.5, 1.6, 1.75, 2.0]  # quarters, thirds and exp2/log2 powers in the kernel
 HAS_COMPILER = native._compiler() is not None
 needs_kernel = pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler on this machine")
 
@@ -179,9 +180,9 @@ def test_no_compiler_falls_back_with_a_warning(fresh_library, monkeypatch):
 def test_a_failed_build_falls_back_with_a_warning(fresh_library, monkeypatch):
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     monkeypatch.setattr(native, "_compiler", lambda: "false")
-    with pytest.warns(RuntimeWarning, match="did not build"):
+    with pytest.warns(RuntimeWarning, match="did not build or load"):
         assert not native.usable(torch.device("cpu"))
-    assert "did not build" in native.failure()
+    assert "did not build or load" in native.failure()
     assert not list(fresh_library.glob("*.so"))  # nothing half-written left in the cache
     q, k, v = _qkv(seed=1)
     with warnings.catch_warnings():
@@ -225,3 +226,49 @@ def test_nan_or_inf_scores_give_nan_rows_as_in_eager():
     rows[0, 5] = rows[1, 9] = False
     assert torch.isnan(got[0][~rows]).all() and torch.isnan(expected[0][~rows]).all()
     torch.testing.assert_close(got[0][rows], expected[0][rows], atol=2e-6, rtol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("alpha", [1.2, 1.25])
+def test_overflowing_sparse_logits_give_a_nan_row_and_leave_the_block_alone(alpha):
+    """S/T + b can overflow where S + b does not (T < 1 with a mask): that row is NaN as in eager, and
+    the 15 other rows of its block are solved as usual (found in review: they came out wrong at α = 1.2)."""
+    q = torch.linspace(-1, 1, 16).unsqueeze(-1)
+    k = torch.linspace(-1, 1, 8).unsqueeze(-1)
+    q[0, 0] = 3e38  # scores huge but finite
+    kwargs = dict(alpha=alpha, scale=2.0, temperature=0.5, attn_mask=torch.ones(16, 8, dtype=torch.bool))
+    got = pladis_weights(q, k, backend="native", **kwargs)
+    expected = pladis_weights(q, k, backend="eager", **kwargs)
+    assert torch.isnan(got[0]).all() and torch.isnan(expected[0]).all()
+    torch.testing.assert_close(got[1:], expected[1:], atol=1e-6, rtol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("alpha", [1.05, 1.3])
+def test_alpha_near_one_matches_the_float64_oracle(alpha):
+    """α − 1 reaches the kernel rounded from double (α in float32 would shift α = 1.05 by 1e-6 relative)."""
+    scores = _scores(seed=12, shape=(1, 1, 32, 77), spread=2.0)
+    got = _native(scores, None, 1.0, alpha, 1.0)
+    expected = oracle.entmax_bisect(scores.double(), alpha, dim=-1, n_iter=100)
+    torch.testing.assert_close(got.double(), expected, atol=5e-7, rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["eager", pytest.param("native", marks=needs_kernel), "auto"])
+def test_a_mask_with_a_larger_batch_than_the_inputs(backend):
+    """A per-sample mask over shared queries gives one output per mask (as SDPA broadcasts)."""
+    q, k, v = _qkv(b=1, h=2, nq=10, seed=13)
+    mask = torch.rand(3, 1, 10, 77, generator=torch.Generator().manual_seed(1)) > 0.3
+    out = pladis.pladis_attention(q, k, v, attn_mask=mask, backend=backend)
+    expected = pladis.pladis_attention(q.expand(3, -1, -1, -1), k, v, attn_mask=mask, backend="eager")
+    assert out.shape == (3, 2, 10, q.shape[-1])
+    torch.testing.assert_close(out, expected, atol=2e-6, rtol=0)
+    weights = pladis_weights(q, k, attn_mask=mask, backend=backend)
+    expected = pladis_weights(q.expand(3, -1, -1, -1), k, attn_mask=mask, backend="eager")
+    torch.testing.assert_close(weights, expected, atol=2e-6, rtol=0)
+
+
+def test_a_mask_on_another_device_is_refused():
+    q = torch.empty(1, 1, 4, 8)
+    assert "the mask is on meta" in backends.native_fits(q, 1.5, torch.empty(1, 1, 4, 3, device="meta"))
+    with pytest.raises(ValueError, match="the mask is on meta"):
+        native.native_weights(torch.zeros(1, 3, 4), torch.empty(1, 4, 3, device="meta"), 2.0, 1.5, 1.0)

@@ -71,6 +71,8 @@ def pladis_weights(
     temperature = check_temperature(temperature)
     scores = scores_of(query, key)
     bias = mask_to_bias(attn_mask, scores.shape) if attn_mask is not None else None
+    if bias is not None and bias.dim() > 2:  # a mask with a larger batch than query/key: its own weights
+        scores = scores.expand(torch.broadcast_shapes(scores.shape, bias.shape))
     if backends.needs_grad(scores, bias):
         backends.check_backend(backend)
         return differentiable.weights(scores, bias, scale, alpha, temperature)

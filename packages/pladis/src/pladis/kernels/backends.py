@@ -86,10 +86,23 @@ def triton_fits(
     return None
 
 
-def native_fits(query: torch.Tensor, alpha: float) -> str | None:
+def cover_mask_batch(query, key, value, bias: torch.Tensor | None) -> torch.Tensor:
+    """``query`` expanded (a view) to the mask's batch where that is larger than the inputs' batch."""
+    if bias is None or bias.dim() <= 2:
+        return query
+    batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    lead = bias.shape[:-2]
+    if len(lead) <= len(batch) and all(m in (1, b) for m, b in zip(lead, batch[len(batch) - len(lead):], strict=True)):
+        return query  # the usual case, checked without torch.broadcast_shapes' cost
+    return query.expand(*torch.broadcast_shapes(batch, lead), *query.shape[-2:])
+
+
+def native_fits(query: torch.Tensor, alpha: float, bias: torch.Tensor | None = None) -> str | None:
     """Why the native CPU kernel cannot take these inputs (None when it can); builds it on first use."""
     if query.device.type != "cpu":
         return f"tensors are on {query.device.type} (the native kernel is for the CPU)"
+    if bias is not None and bias.device != query.device:
+        return f"the mask is on {bias.device}, the query on {query.device}"
     if alpha == 1.0:
         return "alpha = 1 (two softmaxes) is left to the other back-ends"
     from . import native
@@ -126,7 +139,7 @@ def choose(
 def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
     """:func:`choose` for a checked, non-eager ``backend`` outside autograd and tracing."""
     if backend == "native" or (backend == "auto" and query.device.type == "cpu"):
-        reason = native_fits(query, alpha)
+        reason = native_fits(query, alpha, bias)
         if reason is None:
             return "native"
         if backend == "native":
@@ -157,7 +170,7 @@ def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | Non
     if backend == "eager" or torch.compiler.is_compiling():
         return "eager"
     if backend in ("native", "auto") and scores.device.type == "cpu":
-        reason = native_fits(scores, alpha)
+        reason = native_fits(scores, alpha, bias)
         if reason is None:
             return "native"
         if backend == "native":
@@ -180,7 +193,9 @@ def attention(
     backend: str = "auto",
 ) -> torch.Tensor:
     """Eq. 15 by the implementation :func:`choose` picks (see the module docstring for autograd and
-    ``torch.compile``)."""
+    ``torch.compile``). A mask whose batch is larger than the inputs' gets its own outputs (the query is
+    expanded, as a view, before any back-end sees it)."""
+    query = cover_mask_batch(query, key, value, bias)
     if needs_grad(query, key, value, bias):
         if check_backend(backend) not in ("auto", "eager"):
             warnings.warn(

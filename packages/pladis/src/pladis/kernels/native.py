@@ -5,6 +5,9 @@ of the kernel holds one query row: softmax, the α-entmax threshold passes (the 
 :mod:`pladis.alpha_entmax`, iterated per block until every row has Σp = 1 to fp32 resolution) and the
 λ-mix run on a block of 16 rows in L1, with plain vector adds for the row sums. The weights overwrite
 the scores and go to one matmul Mᵀ·V (:func:`pladis.kernels.eager.attention` with ``keys_major``).
+The blocks are shared out over torch's OpenMP threads when torch's libgomp is the one loaded (the
+usual Linux wheels); a torch with another OpenMP runtime gives the kernel a pool of its own (same
+results; the two pools may then compete for the cores).
 
 The kernel is built with the system C compiler (``$CC``, else gcc / cc / clang; ``-O3 -march=native``
 with OpenMP, else portable flags, else without OpenMP) into ``$PLADIS_CACHE_DIR`` (default
@@ -128,14 +131,14 @@ def _library() -> ctypes.CDLL | None:
             errors.append(f"{' '.join(flags)}: {error.stderr.strip()[:300]}")
         except (OSError, subprocess.SubprocessError) as error:
             errors.append(f"{type(error).__name__}: {error}")
-    _failure.append("the native kernel did not build: " + " | ".join(errors))
+    _failure.append("the native kernel did not build or load: " + " | ".join(errors))
     warnings.warn(f"pladis: {_failure[0][:400]}; using another back-end", RuntimeWarning, stacklevel=3)
     return None
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     f, i, i64, p = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-    lib.pladis_weights.argtypes = [p, p, p, i64, i64, i64, f, f, f, i, i, i, f, i, i, i, f, i]
+    lib.pladis_weights.argtypes = [p, p, p, i64, i64, i64, f, f, f, f, f, i, i, i, f, i]
     lib.pladis_weights.restype = i
     return lib
 
@@ -166,12 +169,14 @@ def native_weights(
         raise ValueError(f"alpha must be in (1, 2] for the native kernel; got {alpha}")
     bias_km = None
     if bias is not None:
+        if bias.device != scores.device:
+            raise ValueError(f"the mask is on {bias.device}, the scores on {scores.device}")
         bias_km = bias.expand(*scores.shape[:-2], n_query, n_key).transpose(-2, -1).float().contiguous()
     k = 1.0 / (alpha - 1.0)
     status = lib.pladis_weights(
         scores.data_ptr(), None if bias_km is None else bias_km.data_ptr(), scores.data_ptr(),
-        scores.numel() // max(n_key * n_query, 1), n_key, n_query, alpha, scale, 1.0 / temperature,
-        *_power_spec(k - 1.0), *_power_spec(k), torch.get_num_threads(),
+        scores.numel() // max(n_key * n_query, 1), n_key, n_query, alpha, alpha - 1.0, k, scale,
+        1.0 / temperature, *_power_spec(k - 1.0), torch.get_num_threads(),
     )
     if status:
         raise MemoryError("pladis: the native kernel could not allocate its scratch memory or threads")

@@ -41,8 +41,8 @@ typedef struct {
     const float *scores, *bias;
     float *out;
     int64_t n_key, n_query, blocks_per_group;
-    float alpha, scale, inv_temp;
-    power_t pass_power, final_power;
+    float alpha, alpha_minus_one, k, scale, inv_temp;  /* α − 1 and k = 1/(α − 1) rounded from double */
+    power_t pass_power;  /* y^(k − 1); y^k is y^(k − 1)·y */
 } job_t;
 
 typedef struct { vf *x, *ex, *z, *w; } scratch_t; /* n_key vectors each */
@@ -55,16 +55,23 @@ static inline vf vsqrt(vf v) {
     for (int l = 0; l < LANES; l++) r[l] = sqrtf(v[l]);
     return r;
 }
-static inline void fold(vdd *acc, vf v) {
-    vh lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
-    vh hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    acc->lo += __builtin_convertvector(lo, vd);
-    acc->hi += __builtin_convertvector(hi, vd);
-}
-static inline vf unfold(vdd a) {
-    vh lo = __builtin_convertvector(a.lo, vh), hi = __builtin_convertvector(a.hi, vh);
+#if defined(__clang__) || __GNUC__ >= 12
+static inline vh low_half(vf v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7); }
+static inline vh high_half(vf v) { return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15); }
+static inline vf join(vh lo, vh hi) {
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
+#else /* GCC < 12 has no __builtin_shufflevector: halves through a union (slower) */
+typedef union { vf whole; vh half[2]; } halves_t;
+static inline vh low_half(vf v) { return ((halves_t){.whole = v}).half[0]; }
+static inline vh high_half(vf v) { return ((halves_t){.whole = v}).half[1]; }
+static inline vf join(vh lo, vh hi) { return ((halves_t){.half = {lo, hi}}).whole; }
+#endif
+static inline void fold(vdd *acc, vf v) {
+    acc->lo += __builtin_convertvector(low_half(v), vd);
+    acc->hi += __builtin_convertvector(high_half(v), vd);
+}
+static inline vf unfold(vdd a) { return join(__builtin_convertvector(a.lo, vh), __builtin_convertvector(a.hi, vh)); }
 
 /* 2^x; results below 2^-126 flush to 0 (round via 1.5·2^23, degree-7 Taylor on [-1/2, 1/2]: ≤ 1 ulp). */
 static inline vf exp2_approx(vf x) {
@@ -161,10 +168,10 @@ static inline __attribute__((always_inline)) vf solver_pass(
         next = pick(below, pick(disc >= 0.0f, closed, low), vmax(low, closed));
         *lo = pick(*done, *lo, pick(below, low, next));
     } else {
-        float k = 1.0f / (alpha - 1.0f);
         vf g = vmax(s1, splat(TINY));
         total = s2;
-        vf step = phi ? (s2 - row_power(vmax(s2, splat(TINY)), 1.0f - 1.0f / k)) / g : (s2 - 1.0f) / (k * g);
+        vf step = phi ? (s2 - row_power(vmax(s2, splat(TINY)), 1.0f - job->alpha_minus_one)) / g
+                      : (s2 - 1.0f) / (job->k * g);
         next = *t + step / c;
     }
     vf residual = total - 1.0f;
@@ -185,7 +192,7 @@ static inline __attribute__((always_inline)) vf support_weights(
         int64_t j1 = j0 + FOLD < nk ? j0 + FOLD : nk;
         for (int64_t j = j0; j < j1; j++) {
             vf y = vmax((z[j] - t) * c, splat(0.0f));
-            w[j] = alpha == 2.0f ? y : alpha == 1.5f ? y * y : power(y, mode, job->final_power);
+            w[j] = alpha == 2.0f ? y : alpha == 1.5f ? y * y : power(y, mode, job->pass_power) * y;
             partial += w[j];
         }
         fold(&total, partial);
@@ -231,7 +238,7 @@ static inline __attribute__((always_inline)) void block(
     const float *src = job->scores + group * nk * nq + q0;
     const float *bias = job->bias ? job->bias + group * nk * nq + q0 : NULL;
     float *out = job->out + group * nk * nq + q0;
-    const float alpha = job->alpha, scale = job->scale, inv_temp = job->inv_temp;
+    const float scale = job->scale, inv_temp = job->inv_temp;
     vf m = splat(-INFINITY), zero = splat(0.0f);
     for (int64_t j = 0; j < nk; j++) {  /* dense logits S + b and their row max */
         s->x[j] = load_lanes(src + j * nq, bias ? bias + j * nq : NULL, lanes);
@@ -247,7 +254,7 @@ static inline __attribute__((always_inline)) void block(
     }
     vf dense_coef = (1.0f - scale) / key_sum(s->ex, nk), sparse_coef = zero;
     const vf *z = s->x;  /* sparse logits: x itself unless a bias meets a temperature ≠ 1 */
-    float c = (alpha - 1.0f) * inv_temp;
+    float c = job->alpha_minus_one * inv_temp;
     if (scale != 0.0f) {
         if (bias != NULL && inv_temp != 1.0f) {
             vf zm = splat(-INFINITY);
@@ -257,15 +264,16 @@ static inline __attribute__((always_inline)) void block(
             }
             for (int64_t j = 0; j < nk; j++) {
                 s->z[j] = pick(dead, zero, s->z[j] - pick(dead, zero, zm));
+                bad |= s->z[j] != s->z[j];  /* S/T can overflow where S + b does not */
                 s->w[j] = exp2_approx(s->z[j] * 1.44269504f);
             }
             z = s->z;
-            c = alpha - 1.0f;
+            c = job->alpha_minus_one;
         } else {
             memcpy(s->w, s->ex, sizeof(vf) * nk);
         }
         /* start (threshold_start): max(−1/c, Jensen mean − n^{1−α}/c, exp(βz)-weighted bounds, β = 1, 2, 4) */
-        vf t = vmax(key_sum(z, nk) / (float)nk - powf((float)nk, 1.0f - alpha) / c, splat(-1.0f / c)), lo;
+        vf t = vmax(key_sum(z, nk) / (float)nk - powf((float)nk, -job->alpha_minus_one) / c, splat(-1.0f / c)), lo;
         for (int beta = 0; beta < 3; beta++) {
             vdd wsum = {{0}, {0}}, wz = {{0}, {0}};
             for (int64_t j0 = 0; j0 < nk; j0 += FOLD) {
@@ -279,11 +287,11 @@ static inline __attribute__((always_inline)) void block(
                 fold(&wz, p2);
             }
             vf total = unfold(wsum);
-            t = vmax(t, unfold(wz) / total - row_power(total, 1.0f - alpha) / c);
+            t = vmax(t, unfold(wz) / total - row_power(total, -job->alpha_minus_one) / c);
         }
         lo = t;
         vi done = bad;
-        const float tol = RESIDUAL_TOL / (alpha - 1.0f);
+        const float tol = RESIDUAL_TOL / job->alpha_minus_one;
         int all = 0;
         vf total;
         for (int pass = 0; !all && pass <= MAX_ITER + nk; pass++) {
@@ -325,12 +333,11 @@ static int run_blocks(const job_t *job, int64_t begin, int64_t end) {
 /* Returns 0, or nonzero when scratch memory could not be had (the caller then raises). The blocks are
  * split over ``threads`` OpenMP threads: torch's own pool, as its libgomp is the one already loaded. */
 int pladis_weights(const float *scores, const float *bias, float *out, int64_t groups, int64_t n_key,
-                   int64_t n_query, float alpha, float scale, float inv_temp,
-                   int pass_mode, int pass_whole, int pass_part, float pass_frac,
-                   int final_mode, int final_whole, int final_part, float final_frac, int threads) {
+                   int64_t n_query, float alpha, float alpha_minus_one, float k, float scale, float inv_temp,
+                   int pass_mode, int pass_whole, int pass_part, float pass_frac, int threads) {
     job_t job = {scores, bias, out, n_key, n_query, (n_query + LANES - 1) / LANES,
-                 alpha, scale, inv_temp,
-                 {pass_mode, pass_whole, pass_part, pass_frac}, {final_mode, final_whole, final_part, final_frac}};
+                 alpha, alpha_minus_one, k, scale, inv_temp,
+                 {pass_mode, pass_whole, pass_part, pass_frac}};
     int64_t blocks = groups * job.blocks_per_group;
     if (threads > blocks) threads = (int)blocks;
     if (threads < 1) threads = 1;
