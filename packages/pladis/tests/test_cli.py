@@ -280,7 +280,7 @@ def test_cuda_requested_but_absent(cli, models):
 
 
 @pytest.mark.parametrize("argv", [["generate", "x", "--alpha", "3"], ["generate", "x", "--height", "30"],
-                                  ["frobnicate"], []])
+                                  ["generate", "x", "--backend", "cuda"], ["frobnicate"], []])
 def test_usage_errors_are_argparse_status_2(cli, argv):
     result = cli(*argv)
     assert result.code == 2 and "usage: pladis" in result.err and "Traceback" not in result.err
@@ -293,3 +293,19 @@ def test_python_m_pladis_cli_exit_status_and_stderr(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("pladis: error: unknown backbone 'nope'")
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_backend_option_is_passed_to_apply(cli, models, monkeypatch):
+    import pladis
+    from pladis.cli import _options
+    from pladis.kernels import backends
+
+    assert _options.BACKEND_CHOICES == backends.BACKENDS  # the CLI's copy, kept free of torch imports
+    seen = []
+    real = pladis.apply
+    monkeypatch.setattr(pladis, "apply", lambda *args, **kwargs: seen.append(kwargs["backend"]) or real(*args, **kwargs))
+    for backend in ("eager", None):
+        extra = ["--backend", backend] if backend else []
+        result = cli("generate", "x", "--model", models["sd15"], *TINY, *extra, "--out", "gen")
+        assert result.code == 0, result.err
+    assert seen == ["eager", "auto"]

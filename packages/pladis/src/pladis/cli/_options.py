@@ -174,6 +174,11 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                        help="extra pipeline-call keyword (VALUE read as JSON), repeatable")
 
 
+# pladis.kernels.backends.BACKENDS, spelt out so that parsing the command line does not import torch
+# (a test keeps the two equal).
+BACKEND_CHOICES = ("auto", "eager", "compile", "triton", "native")
+
+
 def add_pladis_options(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     group = parser.add_argument_group("PLADIS (Eq. 15)")
     if sweep:
@@ -194,6 +199,9 @@ def add_pladis_options(parser: argparse.ArgumentParser, *, sweep: bool = False) 
                        help="trajectory fraction where PLADIS starts (0 = pure noise; default 0)")
     group.add_argument("--end", type=fraction, default=1.0, metavar="F",
                        help="trajectory fraction where PLADIS ends (1 = clean image; default 1)")
+    group.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                       help="attention implementation: auto = the fastest here (default); the others as "
+                            "in pladis.apply (the images agree to ~1e-6)")
 
 
 def add_output_options(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -215,6 +223,7 @@ class PladisSettings:
     layers: Any = "all"
     start: float = 0.0
     end: float = 1.0
+    backend: str = "auto"  # speed only: not part of as_dict, which describes the image
 
     @property
     def enabled(self) -> bool:
@@ -245,6 +254,7 @@ def pladis_settings(args: argparse.Namespace, *, scale: float | None = None,
         layers=args.layers,
         start=args.start,
         end=args.end,
+        backend=getattr(args, "backend", "auto"),
     )
 
 

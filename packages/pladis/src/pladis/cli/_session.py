@@ -45,7 +45,8 @@ class Session:
         try:
             return pladis.apply(self.pipe, scale=settings.scale, alpha=settings.alpha,
                                 temperature=settings.temperature, layers=settings.layers,
-                                backbone=self.spec.name, start=settings.start, end=settings.end)
+                                backbone=self.spec.name, start=settings.start, end=settings.end,
+                                backend=settings.backend)
         except ValueError as error:
             raise UsageError(one_line(error)) from None
 
