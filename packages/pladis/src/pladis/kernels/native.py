@@ -1,6 +1,6 @@
 """PLADIS weights (Eq. 15) on the CPU by one fused C kernel (``native_kernel.c``), compiled on first use.
 
-The scores are computed keys-major, Sᵀ = K·Qᵀ (a faster matmul than Q·Kᵀ at 77 keys), so each SIMD lane
+The scores are computed keys-major, Sᵀ = K·Qᵀ (a matmul no dearer than Q·Kᵀ), so each SIMD lane
 of the kernel holds one query row: softmax, the α-entmax threshold passes (the solver of
 :mod:`pladis.alpha_entmax`, iterated per block until every row has Σp = 1 to fp32 resolution) and the
 λ-mix run on a block of 16 rows in L1, with plain vector adds for the row sums. The weights overwrite
