@@ -272,3 +272,16 @@ def test_a_mask_on_another_device_is_refused():
     assert "the mask is on meta" in backends.native_fits(q, 1.5, torch.empty(1, 1, 4, 3, device="meta"))
     with pytest.raises(ValueError, match="the mask is on meta"):
         native.native_weights(torch.zeros(1, 3, 4), torch.empty(1, 4, 3, device="meta"), 2.0, 1.5, 1.0)
+
+
+def test_pladis_native_0_turns_it_off_quietly(fresh_library, monkeypatch):
+    monkeypatch.setenv("PLADIS_NATIVE", "0")
+    q, k, v = _qkv(seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # off on purpose: auto says nothing
+        assert backends.choose("auto", q, k, v, None, 1.5) != "native"
+        out = pladis.pladis_attention(q, k, v)
+    assert not list(fresh_library.glob("*"))  # nothing compiled
+    torch.testing.assert_close(out, pladis.pladis_attention(q, k, v, backend="eager"), atol=1e-6, rtol=0)
+    with pytest.warns(RuntimeWarning, match="turned off by PLADIS_NATIVE=0"):
+        pladis.pladis_attention(q, k, v, backend="native")

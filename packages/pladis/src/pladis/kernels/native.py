@@ -14,7 +14,8 @@ with OpenMP, else portable flags, else without OpenMP) into ``$PLADIS_CACHE_DIR`
 ``~/.cache/pladis``; a private temporary directory when that cannot be written), keyed by the source,
 the flags, the compiler and the CPU, so the first call on a machine takes about a second and later
 processes load the library. No compiler, or a failed build, is remembered and the caller falls back
-(with a warning).
+(with a warning). ``PLADIS_NATIVE=0`` (read once per process) turns the kernel off: nothing is
+compiled or loaded, and ``auto`` picks among the other back-ends.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ def _built(compiler: str, flags: list[str], name: str) -> Path:
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
+    if os.environ.get("PLADIS_NATIVE", "1") == "0":
+        _failure.append("turned off by PLADIS_NATIVE=0")
+        return None
     compiler = _compiler()
     if compiler is None:
         _failure.append("no C compiler found (set $CC, or install gcc or clang)")
