@@ -138,14 +138,14 @@ def support_weights(
 
 
 def _power(
-    y: torch.Tensor, exponent: float, fused: bool = False, sum_terms: bool = False, rough: bool = False
+    y: torch.Tensor, exponent: float, fused: bool = False, tiny_zeros: bool = False, rough: bool = False
 ) -> torch.Tensor:
     """y**exponent for y ≥ 0; zeros stay exactly 0. Multiples of 1/4 use multiplications and square roots
     (exact to an ulp or two, cheap in any back-end); others exp2(e·log2 y), cheaper than pow both fused by
     inductor (2.5×) and as eager ops (1.7×). An exponent above 1 is split, y^⌊e⌋·exp2(frac·log2 y), so
     that exp2 never underflows (its slow path, 2× the time) and y^⌊e⌋ puts the zeros back.
 
-    ``sum_terms`` (terms of a solver pass's sums): in eager, where tiny**e ≤ 2⁻⁴⁰ (:func:`_tiny_as_zero`),
+    ``tiny_zeros`` (eager, terms of a solver pass's sums, only where tiny**e ≤ 2⁻⁴⁰: :func:`_tiny_as_zero`):
     the caller passes zeros as tiny (y ≥ tiny), and they give tiny**e instead of 0, saving the clamp and
     the mask; that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the Newton step by as little
     and so keeps every iterate a lower bound.
@@ -169,7 +169,7 @@ def _power(
         return out * y.pow(whole) if whole else out
     # log2(0) takes a slow path (9 ms instead of 1 ms per 1.6 M values in eager), so zeros are clamped
     # away first and put back after.
-    tiny_zeros = sum_terms and not fused and _tiny_as_zero(exponent)
+    tiny_zeros = tiny_zeros and not fused
     positive = y if tiny_zeros else y.clamp_min(_TINY)
     whole = math.floor(exponent) if exponent > 1 else 0
     zeros = y if whole == 1 else y.pow(whole) if whole else None
@@ -259,7 +259,8 @@ def threshold_start(
         for beta in range(3):
             total = w.sum(-1, keepdim=True)
             t = torch.maximum(t, (w * finite_x).sum(-1, keepdim=True) / total - _power(total, 1.0 - alpha) / c)
-            w = w * w if beta < 2 else w
+            if beta < 2:  # the next weights, exp(2βx)
+                w = w * w
     return t, t
 
 
@@ -321,11 +322,12 @@ def _threshold_pass(
         nxt = torch.where(below, torch.where(disc >= 0, closed, lo), torch.maximum(lo, closed))
         return nxt, torch.where(below, lo, nxt)
     power = 1.0 / (alpha - 1.0)
+    tiny_zeros = not fused and _tiny_as_zero(power - 1.0)  # then _power needs no clamp or mask of its own
     if fused:
         ys = u.clamp_min(0.0) if c == 1.0 else u.clamp_min(0.0) * c
-    else:  # zeros become tiny where _power allows it: no clamp or mask of its own
-        ys = (u if c == 1.0 else u.mul_(c)).clamp_min_(_TINY if _tiny_as_zero(power - 1.0) else 0.0)
-    w = _power(ys, power - 1.0, fused, sum_terms=True, rough=rough)
+    else:
+        ys = (u if c == 1.0 else u.mul_(c)).clamp_min_(_TINY if tiny_zeros else 0.0)
+    w = _power(ys, power - 1.0, fused, tiny_zeros=tiny_zeros, rough=rough)
     g = w.sum(-1, keepdim=True).clamp_min(_TINY)
     f1 = (w * ys if fused else w.mul_(ys)).sum(-1, keepdim=True)  # Σ p = f + 1
     if phi:  # Newton on φ = f1^(1/k): step (φ − 1)·f1^(1 − 1/k)/g

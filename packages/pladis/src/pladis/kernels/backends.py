@@ -112,6 +112,17 @@ def native_fits(query: torch.Tensor, alpha: float, bias: torch.Tensor | None = N
     return None
 
 
+def _native_chosen(backend: str, query: torch.Tensor, alpha: float, bias: torch.Tensor | None) -> bool:
+    """Whether ``backend`` ("native", or "auto" on CPU) runs the native kernel; an explicit "native" that
+    cannot warns (the caller then falls back as for "auto")."""
+    if backend != "native" and not (backend == "auto" and query.device.type == "cpu"):
+        return False
+    reason = native_fits(query, alpha, bias)
+    if reason is not None and backend == "native":
+        warnings.warn(f"pladis: native kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=4)
+    return reason is None
+
+
 def needs_grad(*tensors: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
@@ -138,13 +149,10 @@ def choose(
 
 def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
     """:func:`choose` for a checked, non-eager ``backend`` outside autograd and tracing."""
-    if backend == "native" or (backend == "auto" and query.device.type == "cpu"):
-        reason = native_fits(query, alpha, bias)
-        if reason is None:
-            return "native"
-        if backend == "native":
-            warnings.warn(f"pladis: native kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=3)
-            backend = "auto"
+    if _native_chosen(backend, query, alpha, bias):
+        return "native"
+    if backend == "native":
+        backend = "auto"
     if backend == "triton" or (backend == "auto" and query.device.type == "cuda"):
         reason = triton_fits(query, key, value, alpha, bias)
         if reason is None:
@@ -169,12 +177,8 @@ def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | Non
     check_backend(backend)
     if backend == "eager" or torch.compiler.is_compiling():
         return "eager"
-    if backend in ("native", "auto") and scores.device.type == "cpu":
-        reason = native_fits(scores, alpha, bias)
-        if reason is None:
-            return "native"
-        if backend == "native":
-            warnings.warn(f"pladis: native kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=3)
+    if _native_chosen(backend, scores, alpha, bias):
+        return "native"
     from . import compiled
 
     if backend in ("auto", "native") and (scores.device.type != "cpu" or scores.numel() < AUTO_COMPILE_MIN_SCORES):

@@ -126,9 +126,9 @@ def _library() -> ctypes.CDLL | None:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as error:
         version = str(error)
-    errors = []
+    errors, source, cpu = [], SOURCE.read_text(), _cpu_signature()
     for flags in _flag_sets():
-        key = hashlib.sha256("\0".join([SOURCE.read_text(), *flags, compiler, version, _cpu_signature()]).encode())
+        key = hashlib.sha256("\0".join([source, *flags, compiler, version, cpu]).encode())
         try:
             return _bind(ctypes.CDLL(str(_built(compiler, flags, f"pladis_native_{key.hexdigest()[:20]}.so"))))
         except subprocess.CalledProcessError as error:
@@ -147,6 +147,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+@functools.cache
 def _power_spec(exponent: float) -> tuple[int, int, int, float]:
     """(mode, whole, part, frac) of y**exponent for the kernel: multiples of 1/4 and of 1/3 (up to 4)
     by products, square and cube roots; others by exp2(e·log2 y)."""

@@ -140,7 +140,7 @@ static inline __attribute__((always_inline)) vf solver_pass(
                 vf u = z[j] - *t, y = vmax(u, splat(0.0f)), cy = y * c;
                 w[j] = alpha == 2.0f ? cy : cy * cy;
                 p1 += y;
-                p2 += y * y;
+                if (alpha == 1.5f) p2 += y * y;  /* α = 2 needs Σy and the count only */
                 count += (vf)((u > 0.0f) & (vi)splat(1.0f));
             }
         } else {
