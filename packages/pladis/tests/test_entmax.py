@@ -156,7 +156,7 @@ def test_power_matches_float64_and_keeps_zeros(exponent, fused):
 @pytest.mark.parametrize("alpha", [1.1, 1.25, 1.6, 1.75, 1.9, 1.99])
 @pytest.mark.parametrize("with_exp_start", [False, True])
 def test_solver_passes_are_lower_bounds_that_rise(alpha, with_exp_start):
-    """Every eager pass from the start stays below τ (Σp ≥ 1) and never moves down, also with masked
+    """The start and every eager pass from it stay below τ (Σp ≥ 1) and never move down, also with masked
     keys and rows where most entries are out of the support (the sum terms' tiny-power shortcut)."""
     from pladis.alpha_entmax import support_weights, threshold_passes, threshold_start
 
@@ -166,6 +166,7 @@ def test_solver_passes_are_lower_bounds_that_rise(alpha, with_exp_start):
     x = z - z.amax(-1, keepdim=True)
     c = alpha - 1.0
     state = threshold_start(x, c, alpha, exp_x=x.exp() if with_exp_start else None)
+    assert (support_weights(x, state[0], c, alpha)[1] >= 1 - 1e-5).all()  # the start is below τ too
     for i in range(8):
         t_before = state[0]
         state = threshold_passes(x, state, c, alpha, 1, first=i)

@@ -245,22 +245,22 @@ def threshold_start(
     x: torch.Tensor, c: float, alpha: float, mean: torch.Tensor | None = None, exp_x: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Solver state (t, lo) at a lower bound of τ/c: the largest of −1, Jensen's c·mean(x) − n^{−1/k} and,
-    given ``exp_x`` = exp(x), the weighted bounds c·E_w[x] − (Σw)^{−1/k} for w = exp(βx), β = 1, 2, 4.
+    given ``exp_x`` = exp(x), the weighted bound c·E_w[x] − (Σw)^{−1/k} for w = exp(4x).
 
     For weights 0 ≤ wᵢ ≤ 1, Σ[c·xᵢ − τ]₊^k ≥ Σ wᵢ[c·xᵢ − τ]₊^k ≥ W·(E_w[c·x] − τ)₊^k (Jensen), so each
-    bound has f ≥ 0; with w = softmax numerators they sit close to the root for peaked rows.
+    bound has f ≥ 0; with w = exp(4x) it sits close to the root for peaked rows. On random SDXL-shaped
+    rows at α = 1.75 it is as close as the best of w = exp(βx), β = 1, 2, 4, together (median gap to τ
+    0.19), at a third of their cost; eager passes ``exp_x`` for 1.5 < α < 2, the fused kernels always.
     """
     if mean is None:
         mean = x.mean(-1, keepdim=True)
     t = (mean - (x.shape[-1] ** (1.0 - alpha)) / c).clamp_min(-1.0 / c)  # −inf entries leave −1/c
     if exp_x is not None:
-        finite_x = x.clamp_min(-1e30)  # 0·(−inf) would be NaN
-        w = exp_x
-        for beta in range(3):
-            total = w.sum(-1, keepdim=True)
-            t = torch.maximum(t, (w * finite_x).sum(-1, keepdim=True) / total - _power(total, 1.0 - alpha) / c)
-            if beta < 2:  # the next weights, exp(2βx)
-                w = w * w
+        w = exp_x * exp_x
+        w = w.mul_(w)
+        total = w.sum(-1, keepdim=True)
+        moment = w.mul_(x.clamp_min(-1e30)).sum(-1, keepdim=True)  # 0·(−inf) would be NaN
+        t = torch.maximum(t, moment / total - _power(total, 1.0 - alpha) / c)
     return t, t
 
 

@@ -269,26 +269,24 @@ static inline __attribute__((always_inline)) void block(
             }
             z = s->z;
             c = job->alpha_minus_one;
-        } else {
-            memcpy(s->w, s->ex, sizeof(vf) * nk);
         }
-        /* start (threshold_start): max(−1/c, Jensen mean − n^{1−α}/c, exp(βz)-weighted bounds, β = 1, 2, 4) */
+        const vf *ez = z == s->x ? s->ex : s->w;  /* exp(z) */
+        /* start (threshold_start): max(−1/c, Jensen mean − n^{1−α}/c, the exp(4z)-weighted bound) */
         vf t = vmax(key_sum(z, nk) / (float)nk - powf((float)nk, -job->alpha_minus_one) / c, splat(-1.0f / c)), lo;
-        for (int beta = 0; beta < 3; beta++) {
-            vdd wsum = {{0}, {0}}, wz = {{0}, {0}};
-            for (int64_t j0 = 0; j0 < nk; j0 += FOLD) {
-                vf p1 = zero, p2 = zero;
-                for (int64_t j = j0; j < (j0 + FOLD < nk ? j0 + FOLD : nk); j++) {
-                    p1 += s->w[j];
-                    p2 += s->w[j] * vmax(z[j], splat(-1e30f));
-                    s->w[j] *= s->w[j];
-                }
-                fold(&wsum, p1);
-                fold(&wz, p2);
+        vdd wsum = {{0}, {0}}, wz = {{0}, {0}};
+        for (int64_t j0 = 0; j0 < nk; j0 += FOLD) {
+            vf p1 = zero, p2 = zero;
+            for (int64_t j = j0; j < (j0 + FOLD < nk ? j0 + FOLD : nk); j++) {
+                vf w = ez[j] * ez[j];
+                w *= w;
+                p1 += w;
+                p2 += w * vmax(z[j], splat(-1e30f));
             }
-            vf total = unfold(wsum);
-            t = vmax(t, unfold(wz) / total - row_power(total, -job->alpha_minus_one) / c);
+            fold(&wsum, p1);
+            fold(&wz, p2);
         }
+        vf start_total = unfold(wsum);
+        t = vmax(t, unfold(wz) / start_total - row_power(start_total, -job->alpha_minus_one) / c);
         lo = t;
         vi done = bad;
         const float tol = RESIDUAL_TOL / job->alpha_minus_one;
