@@ -148,6 +148,29 @@ def test_apply_twice_replaces_settings_and_enabled_restores():
     assert dict(pipe.unet.attn_processors) == originals
 
 
+def test_enabled_restores_the_same_handle_also_from_a_custom_registry():
+    import types
+
+    from pladis_registry import AdapterSpec, Registry, hookimpl, make_plugin_manager
+
+    @hookimpl
+    def pladis_register_adapters(register):
+        register(AdapterSpec(name="my-unet", denoiser_classes=("UNet2DConditionModel",)))
+
+    registry = Registry(make_plugin_manager(autoload=False, plugins=[types.SimpleNamespace(pladis_register_adapters=pladis_register_adapters)]))
+    pipe = default_registry().get("sd15").spec.tiny(seed=0)
+    originals = dict(pipe.unet.attn_processors)
+    outer = pladis.apply(pipe, scale=3.0, start=0.2, registry=registry)
+    installed = dict(pipe.unet.attn_processors)
+    assert outer.adapter.name == "my-unet"
+    with pladis.enabled(pipe, scale=1.0, registry=registry) as inner:
+        assert inner.active and not outer.active
+    assert outer.active and dict(pipe.unet.attn_processors) == installed  # the same processor objects
+    assert outer.window is not None and len(pipe.unet._forward_pre_hooks) == 1  # its step-window hook, once
+    outer.remove()
+    assert dict(pipe.unet.attn_processors) == originals and not pipe.unet._forward_pre_hooks
+
+
 def test_errors_name_the_choices_and_change_nothing():
     pipe = default_registry().get("sd15").spec.tiny(seed=0)
     before = dict(pipe.unet.attn_processors)

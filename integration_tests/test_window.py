@@ -61,3 +61,22 @@ def test_bad_window_raises_and_changes_nothing(start, end):
     with pytest.raises(ValueError, match="start"):
         pladis.apply(pipe, start=start, end=end)
     assert dict(pipe.unet.attn_processors) == before and not pipe.unet._forward_pre_hooks
+
+
+@pytest.mark.parametrize("backbone", ["sd15", "sana"])
+def test_window_reads_a_positional_timestep_at_its_place(backbone):
+    """Custom loops may pass the timestep positionally: 2nd for a UNet, 3rd for SANA's transformer."""
+    pipe, _ = _pipe(backbone)
+    denoiser = pipe.unet if backbone == "sd15" else pipe.transformer
+    handle = pladis.apply(pipe, start=0.5, end=1.0)
+    proc = next(p for p in denoiser.attn_processors.values() if isinstance(p, pladis.PLADISAttnProcessor))
+    latents = torch.randn(1, denoiser.config.in_channels, 8, 8)
+    text_dim = denoiser.config.cross_attention_dim if backbone == "sd15" else denoiser.config.caption_channels
+    text = torch.randn(1, 4, text_dim)
+    for t, active in ((999, False), (100, True)):
+        timestep = torch.tensor([t])
+        args = (latents, timestep, text) if backbone == "sd15" else (latents, text, timestep)
+        with torch.no_grad():
+            denoiser(*args)
+        assert handle.window.progress == pytest.approx(1 - t / 1000) and proc.is_active() is active
+    handle.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class PLADISHandle:
     modules: dict[str, Any] = field(default_factory=dict)
     originals: dict[str, Any] = field(default_factory=dict)
     window: StepWindow | None = None
+    processors: dict[str, Any] = field(default_factory=dict)
     _hook: Any = None
 
     @property
@@ -55,7 +57,17 @@ class PLADISHandle:
             module.set_processor(self.originals[name])
         if self._hook is not None:
             self._hook.remove()
+            self._hook = None
         delattr(self.denoiser, _STATE_ATTR)
+
+    def _install(self) -> None:
+        """Set this handle's PLADIS processors (and its step-window hook) on the denoiser."""
+        for name, module in self.modules.items():
+            module.set_processor(self.processors[name])
+        if self.window is not None:
+            observer = _timestep_observer(self.window, self.denoiser)
+            self._hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
+        setattr(self.denoiser, _STATE_ATTR, self)
 
 
 def apply(
@@ -108,16 +120,14 @@ def apply(
     style = None if adapter.attention_style == "auto" else adapter.attention_style
     if window.whole:
         window = None
-    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, backend, dict(selected), originals, window)
-    for name, module in selected.items():
-        module.set_processor(
-            PLADISAttnProcessor(
-                scale, alpha, temperature, original=originals[name], style=style, window=window, backend=backend
-            )
+    processors = {
+        name: PLADISAttnProcessor(
+            scale, alpha, temperature, original=originals[name], style=style, window=window, backend=backend
         )
-    if window is not None:
-        handle._hook = denoiser.register_forward_pre_hook(_timestep_observer(window), with_kwargs=True)
-    setattr(denoiser, _STATE_ATTR, handle)
+        for name in selected
+    }
+    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, backend, dict(selected), originals, window, processors)
+    handle._install()
     return handle
 
 
@@ -133,7 +143,8 @@ def remove(pipe_or_denoiser: Any) -> bool:
 
 @contextlib.contextmanager
 def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
-    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry, restore on exit."""
+    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry, restore on exit: the
+    original processors, or the handle that was active before, which is active again afterwards."""
     denoiser = find_denoiser(pipe_or_denoiser)
     before: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
     handle = apply(pipe_or_denoiser, **settings)
@@ -142,17 +153,7 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
     finally:
         handle.remove()
         if before is not None:
-            apply(
-                pipe_or_denoiser,
-                scale=before.scale,
-                alpha=before.alpha,
-                temperature=before.temperature,
-                layers=list(before.modules),
-                backbone=before.adapter.name,
-                backend=before.backend,
-                start=before.window.start if before.window else 0.0,
-                end=before.window.end if before.window else 1.0,
-            )
+            before._install()
 
 
 def cross_attention_modules(denoiser: Any) -> dict[str, Any]:
@@ -172,11 +173,17 @@ def _num_train_timesteps(pipe_or_denoiser: Any) -> int:
     return int(getattr(config, "num_train_timesteps", None) or 1000)
 
 
-def _timestep_observer(window: StepWindow) -> Any:
-    """A forward pre-hook telling ``window`` the timestep of each denoiser call."""
+def _timestep_observer(window: StepWindow, denoiser: Any) -> Any:
+    """A forward pre-hook telling ``window`` the timestep of each denoiser call, passed by keyword or at
+    its place in ``denoiser.forward`` (2nd for UNets, 3rd for SANA's transformer)."""
+    names = list(inspect.signature(denoiser.forward).parameters)
+    position = names.index("timestep") if "timestep" in names else None
 
     def observe(module: Any, args: tuple, kwargs: dict) -> None:
-        window.observe(kwargs["timestep"] if "timestep" in kwargs else (args[1] if len(args) > 1 else None))
+        if "timestep" in kwargs:
+            window.observe(kwargs["timestep"])
+        elif position is not None and len(args) > position:
+            window.observe(args[position])
 
     return observe
 
