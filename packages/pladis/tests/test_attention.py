@@ -137,14 +137,56 @@ def test_computes_one_qk_and_one_weights_v_matmul(monkeypatch, backend):
         ({"alpha": 2.5}, r"alpha must be in \[1, 2\]"),
         ({"scale": float("inf")}, r"scale \(λ\) must be a finite"),
         ({"scale": float("nan")}, r"scale \(λ\) must be a finite"),
-        ({"temperature": 0.0}, r"temperature must be a finite number > 0"),
-        ({"temperature": float("inf")}, r"temperature must be a finite number > 0"),
+        ({"temperature": 0.0}, r"temperature must be in \[1e-06, 1e\+06\] \(default 1.0\); got 0.0"),
+        ({"temperature": float("inf")}, r"temperature must be in \[1e-06, 1e\+06\]"),
+        ({"temperature": float("nan")}, r"temperature must be in \[1e-06, 1e\+06\]"),
+        ({"temperature": 1e30}, r"temperature must be in \[1e-06, 1e\+06\]"),  # gave NaN (eager), rows summing to −1 (native)
+        ({"temperature": 1e-30}, r"temperature must be in \[1e-06, 1e\+06\]"),  # gave rows summing to 1.7e38
+        ({"alpha": "1.5"}, r"alpha must be a real number; got '1.5'"),
+        ({"alpha": torch.tensor(True)}, r"alpha must be a real number"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_the_parameter(kwargs, message):
     q, k, v = _qkv()
     with pytest.raises(ValueError, match=message):
         pladis.pladis_attention(q, k, v, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        pladis.attention.pladis_weights(q, k, **kwargs)
+
+
+@pytest.mark.parametrize("backend", ["eager", "native"])
+def test_temperatures_at_the_ends_of_the_range_give_normalised_weights(backend):
+    q, k, _ = _qkv()
+    for temperature in (1e-6, 1e6):
+        weights = pladis.attention.pladis_weights(q, k, scale=1.0, temperature=temperature, backend=backend)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=1e-5, rtol=0)
+    # T = 1e6 flattens the sparse map to uniform; T = 1e-6 sharpens it to the argmax
+    flat = pladis.attention.pladis_weights(q, k, scale=1.0, temperature=1e6, backend=backend)
+    torch.testing.assert_close(flat, torch.full_like(flat, 1 / k.shape[-2]), atol=1e-5, rtol=0)
+    sharp = pladis.attention.pladis_weights(q, k, scale=1.0, temperature=1e-6, backend=backend)
+    hot = F.one_hot((q @ k.mT).argmax(-1), k.shape[-2]).float()
+    torch.testing.assert_close(sharp, hot, atol=1e-6, rtol=0)
+
+
+def test_numpy_and_tensor_scalars_are_accepted_as_settings():
+    np = pytest.importorskip("numpy")
+    q, k, v = _qkv()
+    expected = pladis.pladis_attention(q, k, v, scale=2.0, alpha=1.5, temperature=1.0)
+    for alpha in (np.float32(1.5), np.float64(1.5), torch.tensor(1.5)):
+        got = pladis.pladis_attention(q, k, v, scale=np.int64(2), alpha=alpha, temperature=np.float32(1.0))
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("backend", ["auto", "eager", "native", "compile"])
+def test_no_queries_or_no_keys_behave_as_sdpa(backend):
+    q, k, v = _qkv()
+    for nq, nk in ((0, 11), (16, 0), (0, 0)):
+        query, key, value = q[..., :nq, :], k[..., :nk, :], v[..., :nk, :]
+        expected = torch.nn.functional.scaled_dot_product_attention(query, key, value)
+        got = pladis.pladis_attention(query, key, value, backend=backend)
+        assert got.shape == expected.shape and torch.equal(got, expected)  # empty, or zeros
+        assert pladis.attention.pladis_weights(query, key, backend=backend).shape == (*q.shape[:-2], nq, nk)
+    assert pladis.entmax(torch.zeros(3, 0)).shape == (3, 0)
 
 
 def test_shape_mismatches_raise_value_error():

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
+
+# Temperatures outside this range overflow or underflow the scaled scores (S/T, (α−1)/T) in float32.
+TEMPERATURE_RANGE = (1e-6, 1e6)
 
 
 def check_alpha(alpha: float) -> float:
@@ -24,22 +28,20 @@ def check_scale(scale: float) -> float:
 
 
 def check_temperature(temperature: float) -> float:
-    """Return the sparse-branch temperature as a float if it is finite and > 0, else raise ``ValueError``."""
+    """Return the sparse-branch temperature as a float if it lies in ``TEMPERATURE_RANGE``, else raise
+    ``ValueError``."""
     value = _as_float(temperature, "temperature")
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"temperature must be a finite number > 0 (default 1.0); got {temperature!r}")
+    low, high = TEMPERATURE_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"temperature must be in [{low:g}, {high:g}] (default 1.0); got {temperature!r}")
     return value
 
 
 def _as_float(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            import torch
-
-            if isinstance(value, torch.Tensor) and value.numel() == 1:
-                return float(value)
-        except ImportError:  # pragma: no cover - torch is a hard dependency
-            pass
+    """A Python, NumPy or one-element tensor real number as a float (never a bool)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool and not value.is_complex():
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number; got {value!r}")
     return float(value)
 

@@ -64,6 +64,8 @@ def entmax(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) -> torch.Ten
     if not scores.is_floating_point():
         raise ValueError(f"scores must be a floating-point tensor; got dtype {scores.dtype}")
     moved = scores.movedim(dim, -1)
+    if moved.numel() == 0:  # nothing to normalise (as softmax)
+        return scores.clone()
     if torch.is_grad_enabled() and scores.requires_grad:
         from .kernels.differentiable import EntmaxFunction
 

@@ -31,7 +31,8 @@ def pladis_attention(
 
     ``scale`` is λ (paper default 2.0; any finite real: λ = 0 is dense attention, λ = 1 pure sparse
     attention, λ > 1 extrapolates). ``alpha`` ∈ [1, 2] picks the sparse map (1.5 = entmax15,
-    2 = sparsemax). ``temperature`` > 0 divides the sparse logits (β of suppl. G.1).
+    2 = sparsemax). ``temperature`` ∈ [1e-6, 1e6] divides the sparse logits (β of suppl. G.1).
+    No queries give an empty output and no keys give zeros, as in SDPA.
     ``attn_mask`` is SDPA's: boolean (True = attend) or an additive float bias; an additive bias of
     −10000 (SANA's convention) removes a key from the sparse branch exactly.
 
@@ -73,6 +74,8 @@ def pladis_weights(
     bias = mask_to_bias(attn_mask, scores.shape) if attn_mask is not None else None
     if bias is not None and bias.dim() > 2:  # a mask with a larger batch than query/key: its own weights
         scores = scores.expand(torch.broadcast_shapes(scores.shape, bias.shape))
+    if scores.numel() == 0:  # no queries or no keys: no weights
+        return scores.contiguous()
     if backends.needs_grad(scores, bias):
         backends.check_backend(backend)
         return differentiable.weights(scores, bias, scale, alpha, temperature)

@@ -200,6 +200,9 @@ def attention(
     ``torch.compile``). A mask whose batch is larger than the inputs' gets its own outputs (the query is
     expanded, as a view, before any back-end sees it)."""
     query = cover_mask_batch(query, key, value, bias)
+    if query.shape[-2] == 0 or key.shape[-2] == 0:  # as SDPA: no queries, an empty output; no keys, zeros
+        batch = batch_shape(query.shape[:-2], key.shape[:-2])
+        return torch.matmul(value.new_zeros(*batch, query.shape[-2], key.shape[-2]), value)
     if needs_grad(query, key, value, bias):
         if check_backend(backend) not in ("auto", "eager"):
             warnings.warn(
