@@ -286,6 +286,12 @@ def test_usage_errors_are_argparse_status_2(cli, argv):
     assert result.code == 2 and "usage: pladis" in result.err and "Traceback" not in result.err
 
 
+@pytest.mark.parametrize("command", ["generate", "export-onnx"])
+def test_temperature_outside_its_range_is_a_usage_error_naming_it(cli, command):
+    result = cli(command, *(["x"] if command == "generate" else []), "--temperature", "1e30")
+    assert result.code == 2 and "temperature must be in [1e-06, 1e+06]; got 1e30" in result.err
+
+
 def test_python_m_pladis_cli_exit_status_and_stderr(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, "-m", "pladis.cli", "generate", "x", "--backbone", "nope"],

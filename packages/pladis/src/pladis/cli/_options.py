@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._checks import TEMPERATURE_RANGE
 from ._errors import UsageError
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -42,6 +43,13 @@ def alpha_value(text: str) -> float:
     value = _number(text)
     if not 1.0 <= value <= 2.0:
         raise argparse.ArgumentTypeError(f"alpha must be in [1, 2] (1.5 = entmax15, 2 = sparsemax); got {text}")
+    return value
+
+
+def temperature_value(text: str) -> float:
+    value, (low, high) = _number(text), TEMPERATURE_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"temperature must be in [{low:g}, {high:g}]; got {text}")
     return value
 
 
@@ -191,8 +199,8 @@ def add_pladis_options(parser: argparse.ArgumentParser, *, sweep: bool = False) 
                            help="λ: 0 = off, 1 = pure sparse, >1 extrapolates (default: 2.0)")
         group.add_argument("--alpha", type=alpha_value, default=DEFAULT_ALPHA, metavar="ALPHA",
                            help="sparse map in [1, 2]: 1.5 = entmax15, 2 = sparsemax (default: 1.5)")
-    group.add_argument("--temperature", type=positive_float, default=DEFAULT_TEMPERATURE, metavar="T",
-                       help="divides the sparse logits (default: 1.0)")
+    group.add_argument("--temperature", type=temperature_value, default=DEFAULT_TEMPERATURE, metavar="T",
+                       help="divides the sparse logits, in [1e-6, 1e6] (default: 1.0)")
     group.add_argument("--layers", type=layers_value, default="all", metavar="SEL",
                        help='cross-attention layers: "all", groups ("mid,up") or block ranges ("0-9")')
     group.add_argument("--start", type=fraction, default=0.0, metavar="F",

@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="float16 denoiser and text encoders (the entmax threshold is still solved in fp32)")
     group.add_argument("--alpha", type=_options.alpha_value, default=_options.DEFAULT_ALPHA, metavar="ALPHA",
                        help="α in (1, 2]: 1.5 = entmax15, 2 = sparsemax (default: 1.5)")
-    group.add_argument("--temperature", type=_options.positive_float, default=_options.DEFAULT_TEMPERATURE,
+    group.add_argument("--temperature", type=_options.temperature_value, default=_options.DEFAULT_TEMPERATURE,
                        metavar="T", help="divides the sparse logits (default: 1.0)")
     group.add_argument("--static-scale", type=_options.scale_value, metavar="LAMBDA",
                        help="bake λ into the graph instead of making it an input")
