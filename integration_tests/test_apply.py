@@ -9,6 +9,7 @@ from diffusers.models.attention_processor import Attention
 
 import pladis
 from pladis.adapters import default_registry, resolve_adapter
+from pladis.apply import cross_attention_modules
 
 MAX_STEPS = 4  # long presets (25–50 steps) are shortened: the preset's scheduler is still used
 
@@ -169,6 +170,49 @@ def test_enabled_restores_the_same_handle_also_from_a_custom_registry():
     assert outer.window is not None and len(pipe.unet._forward_pre_hooks) == 1  # its step-window hook, once
     outer.remove()
     assert dict(pipe.unet.attn_processors) == originals and not pipe.unet._forward_pre_hooks
+
+
+def test_diffusers_calls_that_replace_the_processors_turn_active_off_and_remove_clobbers_nothing():
+    pipe = default_registry().get("sd15").spec.tiny(seed=0)
+    kwargs = default_registry().get("sd15").spec.tiny_call_kwargs
+    originals = dict(pipe.unet.attn_processors)
+
+    def image():
+        return np.asarray(pipe("a cat", generator=torch.Generator().manual_seed(0), **kwargs).images)
+
+    baseline = image()
+    handle = pladis.apply(pipe)
+    boosted = image()
+    assert handle.active and np.abs(boosted - baseline).max() > 1e-3
+    pipe.enable_attention_slicing()  # sets a sliced processor on every attention module: PLADIS is off
+    assert not handle.active and np.abs(image() - baseline).max() < 1e-5  # (slicing's own rounding)
+    sliced = dict(pipe.unet.attn_processors)
+    assert pladis.remove(pipe) is True and dict(pipe.unet.attn_processors) == sliced  # left as diffusers set them
+    with pytest.raises(ValueError, match=r"attention slicing: pipe.disable_attention_slicing\(\)"):
+        pladis.apply(pipe)
+    pipe.unet.set_attn_processor(dict(originals))  # (diffusers empties the dict it is given)
+
+    # fused QKV keeps the processors it replaced and puts them back when unfused: PLADIS's become the originals
+    handle = pladis.apply(pipe)
+    pipe.fuse_qkv_projections()
+    assert not handle.active and pladis.remove(pipe) is True
+    pipe.unfuse_qkv_projections()
+    assert dict(pipe.unet.attn_processors) == originals and np.array_equal(image(), baseline)
+
+
+def test_remove_also_takes_out_pladis_processors_without_a_handle():
+    pipe = default_registry().get("sd15").spec.tiny(seed=0)
+    originals = dict(pipe.unet.attn_processors)
+    name = next(n for n, m in cross_attention_modules(pipe.unet).items())
+    module = cross_attention_modules(pipe.unet)[name]
+    module.set_processor(pladis.PLADISAttnProcessor(2.0, 1.5, 1.0, original=module.processor))
+    handle = pladis.apply(pipe)  # wraps the processor the orphan replaced, not the orphan
+    assert handle.originals[name] is originals[f"{name}.processor"]
+    handle.remove()
+    assert dict(pipe.unet.attn_processors) == originals
+    module.set_processor(pladis.PLADISAttnProcessor(2.0, 1.5, 1.0, original=originals[f"{name}.processor"]))
+    assert pladis.remove(pipe) is True and dict(pipe.unet.attn_processors) == originals
+    assert pladis.remove(pipe) is False
 
 
 def test_errors_name_the_choices_and_change_nothing():

@@ -47,14 +47,24 @@ class PLADISHandle:
 
     @property
     def active(self) -> bool:
+        """Whether PLADIS is in effect: this is the denoiser's latest ``apply``, not removed, and every
+        module still carries its processor (diffusers calls such as ``enable_attention_slicing``,
+        ``fuse_qkv_projections`` or ``set_attn_processor`` replace them all)."""
+        return self._current and all(m.processor is self.processors[n] for n, m in self.modules.items())
+
+    @property
+    def _current(self) -> bool:
         return getattr(self.denoiser, _STATE_ATTR, None) is self
 
     def remove(self) -> None:
-        """Put back the processors that were there before ``apply`` (idempotent)."""
-        if not self.active:
+        """Put back the processors that were there before ``apply`` where this handle's are still
+        installed (a processor something else set since stays); idempotent."""
+        if not self._current:
             return
         for name, module in self.modules.items():
-            module.set_processor(self.originals[name])
+            if module.processor is self.processors[name]:
+                module.set_processor(self.originals[name])
+        _unwrap_stash(self.denoiser)
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -107,12 +117,9 @@ def apply(
     selected = _select(adapter, candidates, layers)
 
     previous: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
-    prior = previous.originals if previous is not None else {}
-    # a module still carrying our processor keeps its recorded original; anything else is the new original
-    originals = {
-        name: prior[name] if name in prior and isinstance(module.processor, PLADISAttnProcessor) else module.processor
-        for name, module in selected.items()
-    }
+    # a module carrying a PLADIS processor (of an earlier apply, or one a diffusers call put back) keeps
+    # the processor that one replaced
+    originals = {name: _pre_pladis(module.processor) for name, module in selected.items()}
     _check_wrappable(originals)
 
     if previous is not None:
@@ -132,13 +139,21 @@ def apply(
 
 
 def remove(pipe_or_denoiser: Any) -> bool:
-    """Restore the original processors of a pipeline PLADIS was applied to; False if it was not."""
+    """Restore the original processors of a pipeline PLADIS was applied to; False if it carried none.
+
+    Also takes out PLADIS processors that outlived their handle (e.g. put back by diffusers'
+    ``unfuse_qkv_projections`` after a ``remove``)."""
     denoiser = find_denoiser(pipe_or_denoiser)
     handle: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
-    if handle is None:
-        return False
-    handle.remove()
-    return True
+    removed = handle is not None
+    if handle is not None:
+        handle.remove()
+    for module in cross_attention_modules(denoiser).values():
+        if isinstance(module.processor, PLADISAttnProcessor):
+            module.set_processor(_pre_pladis(module.processor))
+            removed = True
+    _unwrap_stash(denoiser)
+    return removed
 
 
 @contextlib.contextmanager
@@ -228,6 +243,22 @@ def _indices(selector: Any) -> set[int] | None:
     return None
 
 
+def _pre_pladis(processor: Any) -> Any:
+    """The processor a PLADIS processor replaced (itself when it has none, or for any other processor)."""
+    while isinstance(processor, PLADISAttnProcessor) and processor.original is not None:
+        processor = processor.original
+    return processor
+
+
+def _unwrap_stash(denoiser: Any) -> None:
+    """diffusers' ``fuse_qkv_projections`` keeps the processors it replaced (``original_attn_processors``)
+    for ``unfuse_qkv_projections`` to put back: PLADIS's among them become the ones they replaced."""
+    stash = getattr(denoiser, "original_attn_processors", None)
+    if isinstance(stash, dict):
+        for name, processor in stash.items():
+            stash[name] = _pre_pladis(processor)
+
+
 def _check_wrappable(originals: dict[str, Any]) -> None:
     foreign = {
         name: type(proc).__name__
@@ -239,5 +270,6 @@ def _check_wrappable(originals: dict[str, Any]) -> None:
         raise ValueError(
             f"cross-attention {name!r} uses {cls}, whose behaviour PLADIS cannot reproduce "
             f"(supported: {sorted(_WRAPPABLE)}); {len(foreign)} module(s) affected. "
-            "Unload that processor (e.g. IP-Adapter) or restrict `layers`."
+            "Unload that processor (IP-Adapter: pipe.unload_ip_adapter(); attention slicing: "
+            "pipe.disable_attention_slicing(); fused QKV: pipe.unfuse_qkv_projections()) or restrict `layers`."
         )
