@@ -40,3 +40,23 @@ def test_compiled_denoiser_gives_the_same_images(name: str, window: tuple[float,
         setattr(pipe, attr, eager_denoiser)
     handle.remove()
     assert not (_images(pipe, tiny) == expected).all()  # PLADIS was on in both runs above
+
+
+def test_apply_to_an_already_compiled_denoiser_selects_layers_and_keeps_the_window() -> None:
+    """Applied after ``torch.compile``: layer names and the timestep position are the model's own."""
+    tiny = importlib.import_module("pladis_adapter_sd15.tiny")
+    pipe = tiny.tiny_pipeline(0)
+    baseline = _images(pipe, tiny)
+    eager_unet = pipe.unet
+    torch._dynamo.reset()
+    pipe.unet = torch.compile(eager_unet, fullgraph=True, backend="aot_eager")
+    try:
+        handle = pladis.apply(pipe, layers="mid", start=0.0, end=0.4)  # progress is 0.499, 0.999 here: no step inside
+        assert handle.denoiser is eager_unet and handle.layer_names == ["mid_block.attentions.0.transformer_blocks.0.attn2"]
+        assert (_images(pipe, tiny) == baseline).all() and handle.window.progress is not None
+        assert pladis.remove(pipe.unet) is True
+        handle = pladis.apply(pipe.unet, layers="mid")  # the compiled module itself
+        assert handle.adapter.name == "sd15" and not (_images(pipe, tiny) == baseline).all()
+        handle.remove()
+    finally:
+        pipe.unet = eager_unet

@@ -45,15 +45,15 @@ def list_adapters(registry: Registry | None = None) -> list[AdapterSummary]:
 
 
 def find_denoiser(pipe_or_denoiser: Any) -> Any:
-    """The denoiser of a pipeline (``unet`` or ``transformer``), or the object itself if it is one."""
+    """The denoiser of a pipeline (``unet`` or ``transformer``), or the object itself if it is one; for a
+    ``torch.compile``-d denoiser, the module it wraps (whose layer names and ``forward`` are the model's)."""
     import torch
 
-    if isinstance(pipe_or_denoiser, torch.nn.Module):
-        return pipe_or_denoiser
-    for attr in ("unet", "transformer"):
-        model = getattr(pipe_or_denoiser, attr, None)
+    candidates = [pipe_or_denoiser] + [getattr(pipe_or_denoiser, attr, None) for attr in ("unet", "transformer")]
+    for model in candidates:
         if isinstance(model, torch.nn.Module):
-            return model
+            inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+            return inner if isinstance(inner, torch.nn.Module) else model
     raise ValueError(
         f"pipe_or_denoiser must be a diffusers pipeline with a `unet` or `transformer`, or such a model; "
         f"got {type(pipe_or_denoiser).__name__}"
@@ -64,9 +64,11 @@ def resolve_adapter(
     pipe_or_denoiser: Any, denoiser: Any, backbone: str | None, registry: Registry | None = None
 ) -> AdapterSpec:
     """The adapter named ``backbone`` (checked against the pipeline) or the best auto-detected one."""
+    import torch
+
     registry = registry or default_registry()
     adapters = registry.adapters()
-    pipe = None if pipe_or_denoiser is denoiser else pipe_or_denoiser
+    pipe = None if isinstance(pipe_or_denoiser, torch.nn.Module) else pipe_or_denoiser
     if backbone is not None:
         spec = registry.get(backbone).spec
         if not (spec.generic or _class_match(spec, pipe, denoiser)):
