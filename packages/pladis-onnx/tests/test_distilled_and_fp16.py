@@ -122,3 +122,18 @@ def test_fp16_denoiser_close_to_fp32_pytorch(fp16_export) -> None:
     assert np.abs(got - ref).max() <= 5e-2
     image = ort_pipe(PROMPT, scale=2.0, num_inference_steps=2, height=32, width=32, seed=3, output_type="np").images
     assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
+
+
+def test_export_of_an_fp16_pipeline_takes_the_dtype_asked_for_and_gives_the_pipeline_back(tmp_path) -> None:
+    """An fp16 pipeline exported without ``fp16`` gives fp32 graphs that all load (its text encoder was
+    exported in fp16 with the fp32 path's attention and failed to load); either way it stays fp16."""
+    from pladis_adapter_sd15 import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0).to(torch.float16)
+    for fp16, expected in ((False, "tensor(float)"), (True, "tensor(float16)")):
+        ort_pipe = OnnxPipeline.from_dir(export_pipeline(pipe, tmp_path / str(fp16), fp16=fp16), provider="cpu")
+        assert ort_pipe.meta["fp16"] is fp16
+        assert {i.name: i.type for i in ort_pipe.sessions["denoiser"].get_inputs()}["sample"] == expected
+        assert ort_pipe.sessions["text_encoder"].get_outputs()[0].type == expected
+        for name in ("unet", "text_encoder", "vae"):
+            assert {p.dtype for p in getattr(pipe, name).parameters()} == {torch.float16}

@@ -191,7 +191,8 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
     the tokenizer(s), the scheduler config and ``pladis_onnx.json`` (what :class:`OnnxPipeline` needs).
     ``pipe_or_model_dir`` is a diffusers pipeline or a hub id / folder (loaded with the ``backbone``
     adapter's loader, else ``DiffusionPipeline.from_pretrained``). ``fp16`` exports the denoiser and text
-    encoders in float16 (the VAE stays fp32 when its config asks for ``force_upcast``).
+    encoders in float16 (the VAE stays fp32 when its config asks for ``force_upcast``), else everything is
+    exported in float32, whatever the pipeline's dtype; the pipeline gets its dtypes back afterwards.
     """
     from pladis.adapters import find_denoiser, resolve_adapter
 
@@ -208,23 +209,21 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
     style = None if spec.attention_style == "auto" else spec.attention_style
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    half = torch.float16 if fp16 else torch.float32
-    originals = {name: getattr(pipe, name) for name in ("unet", "transformer", "text_encoder", "text_encoder_2",
-                                                        "vae") if getattr(pipe, name, None) is not None}
-    try:
-        if fp16:
-            for name, module in originals.items():
-                if name != "vae" or not getattr(module.config, "force_upcast", False):
-                    module.to(half)
+    modules = {name: getattr(pipe, name) for name in ("unet", "transformer", "text_encoder", "text_encoder_2",
+                                                      "vae") if getattr(pipe, name, None) is not None}
+    dtypes = {name: next(module.parameters()).dtype for name, module in modules.items()}
+    try:  # export in the dtype asked for (fp16 or fp32), whatever the pipeline's; put its own back after
+        for name, module in modules.items():
+            upcast = name == "vae" and getattr(module.config, "force_upcast", False)
+            module.to(torch.float16 if fp16 and not upcast else torch.float32)
         export_denoiser(denoiser.eval(), out / "denoiser.onnx", alpha=alpha, temperature=temperature,
                         static_scale=static_scale, opset=opset, style=style)
         with _eager_text_attention(pipe) if fp16 else contextlib.nullcontext():
             _export_text_encoders(pipe, kind, out, opset)
         _export_vae(pipe, kind, out, opset)
     finally:
-        if fp16:
-            for module in originals.values():
-                module.to(torch.float32)
+        for name, module in modules.items():
+            module.to(dtypes[name])
     for name in ("tokenizer", "tokenizer_2"):
         if getattr(pipe, name, None) is not None:
             getattr(pipe, name).save_pretrained(out / name)
