@@ -315,3 +315,30 @@ def test_backend_option_is_passed_to_apply(cli, models, monkeypatch):
         result = cli("generate", "x", "--model", models["sd15"], *TINY, *extra, "--out", "gen")
         assert result.code == 0, result.err
     assert seen == ["eager", "auto"]
+
+
+def test_preset_picks_the_distilled_weights_it_samples_with(cli, models, tmp_path, monkeypatch):
+    """``--preset 1step`` of a distilled backbone loads the 1-step weights (it loaded the default 4-step
+    UNet and sampled it with the 1-step settings); a --load-arg that picks other weights is refused."""
+    from safetensors.torch import save_file
+
+    import pladis_registry.kit.distilled as distilled
+    from pladis_adapter_sdxl import tiny_pipeline
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    state = {k: v.contiguous() for k, v in tiny_pipeline(0).unet.state_dict().items()}
+    for name in ("sdxl_lightning_1step_unet_x0.safetensors", "sdxl_lightning_4step_unet.safetensors"):
+        save_file(state, weights / name)
+    loaded = []
+    real = distilled.load_unet_checkpoint
+    monkeypatch.setattr(distilled, "load_unet_checkpoint", lambda pipe, path: loaded.append(Path(path).name) or real(pipe, path))
+    common = ["generate", "x", "--model", models["sdxl"], "--backbone", "sdxl-lightning", "--load-arg",
+              f"weights={weights}", "--height", "32", "--width", "32", "--out", "lw"]
+    result = cli(*common, "--preset", "1step")
+    assert result.code == 0, result.err
+    assert loaded == ["sdxl_lightning_1step_unet_x0.safetensors"]
+    meta = sidecar(tmp_path / "lw" / "00-x.png")
+    assert meta["model"]["preset"] == "1step" and meta["sampling"]["num_inference_steps"] == 1
+    result = cli(*common, "--preset", "1step", "--load-arg", "steps=4")
+    assert result.code == 2 and "--preset 1step does not match the 4step weights" in result.err
