@@ -146,3 +146,49 @@ def test_preset_configures_the_scheduler_from_the_pipeline_config():
     assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.scheduler.config.steps_offset == 1
     with pytest.raises(ValueError, match="no scheduler class 'NoSuchScheduler'"):
         Preset("bad", "NoSuchScheduler").configure(pipe)
+
+
+def _fake_entry_points(monkeypatch, **plugins):
+    """Entry points name → module attributes, added to the real ones (modules made on the fly)."""
+    entries = []
+    for name, attrs in plugins.items():
+        module = types.ModuleType(f"pladis_fake_{name.replace('-', '_')}")
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        entries.append(metadata.EntryPoint(name, module.__name__, reg.ENTRY_POINT_GROUP))
+    real = metadata.entry_points
+    monkeypatch.setattr(
+        metadata, "entry_points", lambda **kw: [*real(**kw), *entries] if kw.get("group") == reg.ENTRY_POINT_GROUP else real(**kw)
+    )
+
+
+def test_a_misspelt_hook_skips_that_plugin_only(monkeypatch, caplog):
+    @hookimpl
+    def pladis_register_adapter(register):  # missing "s"
+        register(AdapterSpec("typo"))
+
+    _fake_entry_points(monkeypatch, typo={"pladis_register_adapter": pladis_register_adapter})
+    with caplog.at_level(logging.ERROR, logger="pladis.registry"):
+        adapters = collect_adapters(make_plugin_manager(autoload=True))  # raised PluginValidationError
+    assert "sd15" in adapters and "typo" not in adapters
+    assert "skipping adapter plugin 'typo'" in caplog.text and "pladis_register_adapter" in caplog.text
+
+
+def test_third_party_plugins_never_displace_a_builtin_adapter(monkeypatch, caplog):
+    @hookimpl
+    def takes_sdxl(register):
+        register(AdapterSpec("sdxl", description="third-party"))
+
+    @hookimpl
+    def other(register):
+        register(AdapterSpec("othername"))
+
+    # "a-sdxl" sorts before "sdxl"; "sd15" is a built-in's entry-point name
+    _fake_entry_points(monkeypatch, **{"a-sdxl": {"pladis_register_adapters": takes_sdxl},
+                                       "sd15": {"pladis_register_adapters": other}})
+    with caplog.at_level(logging.WARNING, logger="pladis.registry"):
+        adapters = collect_adapters(make_plugin_manager(autoload=True))
+    assert adapters["sdxl"].distribution == "pladis-adapter-sdxl" and adapters["sdxl"].spec.description != "third-party"
+    assert adapters["sd15"].distribution == "pladis-adapter-sd15" and "othername" not in adapters
+    assert "skipping adapter plugin 'a-sdxl' whose registration failed" in caplog.text
+    assert "skipping adapter plugin 'sd15' of pladis_fake_sd15: that name is taken by pladis-adapter-sd15" in caplog.text

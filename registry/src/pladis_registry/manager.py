@@ -39,12 +39,21 @@ def make_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] 
 
 
 def load_entry_point_plugins(manager: pluggy.PluginManager, group: str = ENTRY_POINT_GROUP) -> list[str]:
-    """Register every entry point of ``group`` (or those named in ``PLADIS_PLUGINS``); a plugin that
-    fails to import is logged and skipped. Returns the names registered."""
+    """Register every entry point of ``group`` (or those named in ``PLADIS_PLUGINS``), the project's own
+    first (:func:`_builtin`), so that a third-party plugin never displaces one. A plugin that fails to
+    import or implements a hook that does not exist (a misspelt name) is logged and skipped, and so is a
+    second entry point of a name already registered. Returns the names registered; the distribution of
+    each is kept in ``manager.pladis_distributions``."""
     allow = {n.strip() for n in os.environ.get(ALLOW_LIST_ENV, "").split(",") if n.strip()}
+    distributions: dict[str, tuple[str, str]] = getattr(manager, "pladis_distributions", {})
+    manager.pladis_distributions = distributions
     loaded = []
-    for entry in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
-        if (allow and entry.name not in allow) or manager.has_plugin(entry.name):
+    for entry in sorted(metadata.entry_points(group=group), key=lambda e: (not _builtin(e), e.name, _dist(e))):
+        if allow and entry.name not in allow:
+            continue
+        if manager.has_plugin(entry.name):
+            logger.warning("pladis: skipping adapter plugin %r of %s: that name is taken by %s", entry.name,
+                           _dist(entry) or entry.value, distributions.get(entry.name, ("another plugin",))[0])
             continue
         try:
             plugin = entry.load()
@@ -52,14 +61,36 @@ def load_entry_point_plugins(manager: pluggy.PluginManager, group: str = ENTRY_P
         except Exception:
             logger.exception("pladis: skipping broken adapter plugin %r (%s)", entry.name, entry.value)
             continue
+        unknown = _unknown_hooks(manager, plugin)
+        if unknown:
+            manager.unregister(name=entry.name)
+            logger.error("pladis: skipping adapter plugin %r (%s): it implements no hook of PLADIS's, %s "
+                         "(the hook is pladis_register_adapters)", entry.name, entry.value, unknown)
+            continue
+        distributions[entry.name] = (entry.dist.name, entry.dist.version) if entry.dist else ("", "")
         loaded.append(entry.name)
     return loaded
+
+
+def _unknown_hooks(manager: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """Hooks ``plugin`` implements that have no spec (what ``check_pending`` would refuse)."""
+    return [caller.name for caller in manager.get_hookcallers(plugin) or []
+            if caller.spec is None and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
+
+
+def _dist(entry: metadata.EntryPoint) -> str:
+    return entry.dist.name if entry.dist else ""
+
+
+def _builtin(entry: metadata.EntryPoint) -> bool:
+    """The project's own adapters: entry point ``<name>`` of the distribution ``pladis-adapter-<name>``."""
+    return _dist(entry) == f"pladis-adapter-{entry.name}" and entry.value.startswith("pladis_adapter_")
 
 
 def collect_adapters(manager: pluggy.PluginManager) -> dict[str, AdapterInfo]:
     """Ask every plugin for its adapters. A plugin whose hook raises, or that registers a name
     already taken, is logged and skipped (its adapters are dropped as a whole)."""
-    dists = {e.name: (e.dist.name, e.dist.version) for e in metadata.entry_points(group=ENTRY_POINT_GROUP) if e.dist}
+    dists = getattr(manager, "pladis_distributions", {})
     found: dict[str, AdapterInfo] = {}
     for impl in manager.hook.pladis_register_adapters.get_hookimpls():  # registration order
         plugin_name = impl.plugin_name
