@@ -333,8 +333,8 @@ def test_preset_picks_the_distilled_weights_it_samples_with(cli, models, tmp_pat
     loaded = []
     real = distilled.load_unet_checkpoint
     monkeypatch.setattr(distilled, "load_unet_checkpoint", lambda pipe, path: loaded.append(Path(path).name) or real(pipe, path))
-    common = ["generate", "x", "--model", models["sdxl"], "--backbone", "sdxl-lightning", "--load-arg",
-              f"weights={weights}", "--height", "32", "--width", "32", "--out", "lw"]
+    model = ["--model", models["sdxl"], "--backbone", "sdxl-lightning", "--load-arg", f"weights={weights}"]
+    common = ["generate", "x", *model, "--height", "32", "--width", "32", "--out", "lw"]
     result = cli(*common, "--preset", "1step")
     assert result.code == 0, result.err
     assert loaded == ["sdxl_lightning_1step_unet_x0.safetensors"]
@@ -342,3 +342,8 @@ def test_preset_picks_the_distilled_weights_it_samples_with(cli, models, tmp_pat
     assert meta["model"]["preset"] == "1step" and meta["sampling"]["num_inference_steps"] == 1
     result = cli(*common, "--preset", "1step", "--load-arg", "steps=4")
     assert result.code == 2 and "--preset 1step does not match the 4step weights" in result.err
+    loaded.clear()  # export-onnx loads the same way, and records the preset it loaded
+    result = cli("export-onnx", *model, "--preset", "1step", "--out", "onnx")
+    assert result.code == 0, result.err
+    assert loaded == ["sdxl_lightning_1step_unet_x0.safetensors"]
+    assert json.loads((tmp_path / "onnx" / "pladis_onnx.json").read_text())["preset"] == "1step"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -87,21 +88,42 @@ def _pipeline_class_name(model: str) -> str:
 
 
 def load(spec: Any, model: str | None, *, dtype: Any, pag: bool, variant: str | None,
-         extra: dict[str, Any] | None = None) -> Any:
-    """``spec.load`` (or diffusers' auto pipelines for adapters without a loader) with one-line errors."""
+         extra: dict[str, Any] | None = None, preset: str | None = None) -> Any:
+    """``spec.load`` (or diffusers' auto pipelines for adapters without a loader) with one-line errors.
+
+    A loader that takes ``steps`` (the distilled backbones) gets ``preset`` there, so that the weights it
+    fetches are the preset's; a ``--load-arg steps=`` that picks other weights is a usage error."""
+    extra = dict(extra or {})
+    if preset and "steps" not in extra and _takes(spec.load, "steps"):
+        extra["steps"] = preset
+    pipe = _load(spec, model, dtype=dtype, pag=pag, variant=variant, extra=extra)
+    loaded = getattr(pipe, "_pladis_preset", None)
+    if preset and loaded and loaded != preset:
+        raise UsageError(f"--preset {preset} does not match the {loaded} weights that --load-arg chose; drop one of them")
+    return pipe
+
+
+def _takes(function: Any, name: str) -> bool:
+    try:
+        return function is not None and name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _load(spec: Any, model: str | None, *, dtype: Any, pag: bool, variant: str | None, extra: dict[str, Any]) -> Any:
     import diffusers
 
     if model is not None and not Path(model).expanduser().exists() and not HUB_ID.fullmatch(model):
         raise UsageError(f"model folder {model!r} does not exist (and it is not a hub id like 'org/name')")
     try:
         if spec.load is not None:
-            return spec.load(model, variant=variant, torch_dtype=dtype, pag=pag, **(extra or {}))
+            return spec.load(model, variant=variant, torch_dtype=dtype, pag=pag, **extra)
         if model is None:
             raise UsageError(f"backbone {spec.name!r} has no default model; pass --model")
         if pag:
             return diffusers.AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype, variant=variant,
-                                                                       enable_pag=True, **(extra or {}))
-        return diffusers.DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, variant=variant, **(extra or {}))
+                                                                       enable_pag=True, **extra)
+        return diffusers.DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, variant=variant, **extra)
     except CLIError:
         raise
     except Exception as error:

@@ -149,8 +149,8 @@ def add_prompt_options(parser: argparse.ArgumentParser) -> None:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="ID_OR_DIR",
-                       help="hub id or local diffusers pipeline folder (default: the embedded tiny random-weight "
-                            "SDXL pipeline, a placeholder until a trained toy model ships)")
+                       help="hub id or local diffusers pipeline folder (default: the project's trained 16 px "
+                            "SD1.5-architecture toy model, models/toy)")
     group.add_argument("--backbone", metavar="NAME",
                        help="adapter to use (default: detected from model_index.json); see `pladis plugins`")
     group.add_argument("--preset", metavar="NAME",
@@ -202,7 +202,7 @@ def add_pladis_options(parser: argparse.ArgumentParser, *, sweep: bool = False) 
     group.add_argument("--temperature", type=temperature_value, default=DEFAULT_TEMPERATURE, metavar="T",
                        help="divides the sparse logits, in [1e-6, 1e6] (default: 1.0)")
     group.add_argument("--layers", type=layers_value, default="all", metavar="SEL",
-                       help='cross-attention layers: "all", groups ("mid,up") or block ranges ("0-9")')
+                       help='cross-attention layers: "all", groups ("mid,up"; UNets) or block ranges ("0-9"; DiTs such as SANA)')
     group.add_argument("--start", type=fraction, default=0.0, metavar="F",
                        help="trajectory fraction where PLADIS starts (0 = pure noise; default 0)")
     group.add_argument("--end", type=fraction, default=1.0, metavar="F",

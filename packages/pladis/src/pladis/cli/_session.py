@@ -126,14 +126,8 @@ def load_session(args: argparse.Namespace) -> Session:
         elif args.model is not None:
             check_fit(registry, info.spec, args.model)
         check_preset(info.spec, args.preset)
-        extra = dict(args.load_arg)
-        if args.preset and "steps" not in extra and _takes(info.spec.load, "steps"):
-            extra["steps"] = args.preset  # distilled loaders pick their weights by preset
-        pipe = load(info.spec, args.model, dtype=dtype, pag=pag, variant=args.variant, extra=extra)
-        loaded = getattr(pipe, "_pladis_preset", None)
-        if args.preset and loaded and loaded != args.preset:
-            raise UsageError(f"--preset {args.preset} does not match the {loaded} weights that --load-arg chose; "
-                             "drop one of them")
+        pipe = load(info.spec, args.model, dtype=dtype, pag=pag, variant=args.variant, extra=dict(args.load_arg),
+                    preset=args.preset)
         source = args.model or str(info.spec.extra.get("default_model", info.spec.name))
     with _quiet_diffusers():  # from_pipe / to() warn about fp32 modules they do not have
         if args.seg_scale:
@@ -190,13 +184,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             kwargs[name] = getattr(args, name)
     kwargs.update(dict(args.call_arg))
     return kwargs
-
-
-def _takes(function: Any, name: str) -> bool:
-    try:
-        return function is not None and name in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _takes_step_callback(pipe: Any) -> bool:

@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="ID_OR_DIR",
-                       help="hub id or local diffusers pipeline folder (default: the CLI's embedded tiny "
-                            "random-weight SDXL pipeline)")
+                       help="hub id or local diffusers pipeline folder (default: the project's trained 16 px "
+                            "SD1.5-architecture toy model, models/toy)")
     group.add_argument("--backbone", metavar="NAME",
                        help="adapter to use (default: detected from model_index.json); see `pladis plugins`")
     group.add_argument("--preset", metavar="NAME",
@@ -119,7 +119,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str, bool, dict[str, Any]
             check_fit(registry, info.spec, args.model)
         check_preset(info.spec, args.preset)
         pipe = load(info.spec, args.model, dtype=torch.float32, pag=False, variant=args.variant,
-                    extra=dict(args.load_arg))
+                    extra=dict(args.load_arg), preset=args.preset)
         source = args.model or str(info.spec.extra.get("default_model", info.spec.name))
     if args.preset is not None:
         pipe._pladis_preset = args.preset  # the export's default preset (pladis_onnx.json "preset")
