@@ -95,7 +95,7 @@ def test_generic_fallback_serves_an_unknown_denoiser():
         attention_head_dim=8, norm_num_groups=8, addition_embed_type="text", encoder_hid_dim=16,
     )
     handle = pladis.apply(unet)
-    assert handle.adapter.name == "generic"
+    assert handle.adapter.name == "generic" and handle.adapter.preset().call_kwargs() == {}  # the pipeline's own CFG
     assert {n.split(".")[0] for n in handle.layer_names} == {"down_blocks", "mid_block", "up_blocks"}
     handle.remove()
     with pytest.raises(ValueError, match=r"unknown layer group 'mid'.*'down_blocks'"):

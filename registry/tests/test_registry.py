@@ -127,6 +127,7 @@ def test_spec_validation_and_lookup_helpers():
     assert spec.group_of("other.attn2") == "other"
     assert spec.block_index("transformer_blocks.12.attn2") == 12
     assert spec.preset().call_kwargs() == {"guidance_scale": 0.0, "num_inference_steps": 4, "eta": 1.0}
+    assert Preset("own", None, guidance_scale=None).call_kwargs() == {}  # the pipeline's own default
     with pytest.raises(ValueError, match=r"unknown preset 'q' for backbone 'a'; choose one of \['p'\]"):
         spec.preset("q")
 

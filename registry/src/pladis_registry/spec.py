@@ -27,7 +27,7 @@ class Preset:
     scheduler_config: Mapping[str, Any] = field(default_factory=dict)
     num_inference_steps: int | None = None
     timesteps: tuple[int, ...] | None = None
-    guidance_scale: float = 7.5
+    guidance_scale: float | None = 7.5  # None: the pipeline's own default
     height: int | None = None
     width: int | None = None
     call_overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -44,7 +44,7 @@ class Preset:
 
     def call_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the pipeline call (steps or timesteps, guidance scale, size)."""
-        kwargs: dict[str, Any] = {"guidance_scale": self.guidance_scale}
+        kwargs: dict[str, Any] = {} if self.guidance_scale is None else {"guidance_scale": self.guidance_scale}
         if self.timesteps is not None:
             kwargs["timesteps"] = list(self.timesteps)
         elif self.num_inference_steps is not None:

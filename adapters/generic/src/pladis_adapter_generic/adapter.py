@@ -15,7 +15,7 @@ SPEC = AdapterSpec(
     block_index_pattern=r"^\w+\.(\d+)\.",
     attention_style="auto",
     presets={"default": Preset("default", None, description="the pipeline's own scheduler and defaults",
-                               guidance_scale=7.5)},
+                               guidance_scale=None)},
     default_preset="default",
     priority=-100,
     generic=True,
