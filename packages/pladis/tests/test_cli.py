@@ -347,3 +347,16 @@ def test_preset_picks_the_distilled_weights_it_samples_with(cli, models, tmp_pat
     assert result.code == 0, result.err
     assert loaded == ["sdxl_lightning_1step_unet_x0.safetensors"]
     assert json.loads((tmp_path / "onnx" / "pladis_onnx.json").read_text())["preset"] == "1step"
+
+
+def test_a_preset_asked_for_on_the_default_model_keeps_its_own_settings(cli, tmp_path):
+    """The embedded toy model's defaults (no CFG) apply unless a preset is asked for, whose steps and CFG
+    then hold (they were overwritten, leaving only the preset's scheduler)."""
+    assert cli("generate", "x", "--out", "own").code == 0
+    own = sidecar(tmp_path / "own" / "00-x.png")
+    assert own["sampling"]["guidance_scale"] == 1.0 and own["model"]["scheduler"] == "DDIMScheduler"
+    assert cli("generate", "x", "--preset", "fast", "--out", "fast").code == 0
+    fast = sidecar(tmp_path / "fast" / "00-x.png")
+    assert fast["model"]["preset"] == "fast" and fast["model"]["scheduler"] == "DPMSolverMultistepScheduler"
+    assert (fast["sampling"]["guidance_scale"], fast["sampling"]["num_inference_steps"]) == (7.5, 20)
+    assert fast["sampling"]["height"] == own["sampling"]["height"] == 16

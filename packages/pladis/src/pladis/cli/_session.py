@@ -138,8 +138,9 @@ def load_session(args: argparse.Namespace) -> Session:
 
     preset_name = args.preset or getattr(pipe, "_pladis_preset", None) or info.spec.default_preset
     call_kwargs = info.spec.preset(preset_name).configure(pipe) if preset_name else {}
-    if embedded:
-        call_kwargs.update(EMBEDDED_DEFAULT.call_defaults)
+    if embedded:  # the toy model's own defaults; a preset asked for keeps its own settings
+        defaults = EMBEDDED_DEFAULT.call_defaults
+        call_kwargs = {**defaults, **call_kwargs} if args.preset else {**call_kwargs, **defaults}
     if args.steps is not None:
         call_kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
     guidance = _guidance(args)
