@@ -256,6 +256,12 @@ ERRORS = [
     (["generate", "x", "--start", "0.8", "--end", "0.2"], 2, "--start (0.8) must not exceed --end (0.2)"),
     (["compare", "x", "--scale", "0"], 2, "compare needs --scale different from 0"),
     (["generate"], 2, "give at least one PROMPT or --prompt-file FILE"),
+    # accepted and ignored before
+    (["generate", "x", "--call-arg", "foo=1"], 2, "--call-arg foo: StableDiffusionPipeline takes no argument 'foo'"),
+    (["generate", "x", "--seg-layers", "up"], 2, "--seg-layers and --seg-blur-sigma set up SEG: they need --seg-scale"),
+    (["generate", "x", "--seg-blur-sigma", "2"], 2, "they need --seg-scale"),
+    (["generate", "x", "--variant", "fp16"], 2, "--variant and --load-arg apply to a --model or --backbone load"),
+    (["generate", "x", "--load-arg", "weights=w.safetensors"], 2, "not to the default toy model"),
 ]
 
 

@@ -114,6 +114,8 @@ ERRORS = [
     (["export-onnx", "--model", "{model}", "--out", "o", "--opset", "9"], 2, "opset 9 is too old"),
     (["generate", "x", "--onnx", "{export}", "--alpha", "2"], 2, "alpha = 1.5 fixed at export"),
     (["generate", "x", "--onnx", "{export}", "--model", "{model}"], 2, "--model is not available with --onnx"),
+    (["generate", "x", "--onnx", "{export}", "--backend", "eager"], 2, "--backend is not available with --onnx"),
+    (["generate", "x", "--onnx", "{export}", "--seg-layers", "up"], 2, "--seg-layers is not available with --onnx"),
     (["generate", "x", "--onnx", "{export}", "--call-arg", "eta=1"], 2, "--call-arg eta is not supported"),
     (["generate", "x", "--provider", "cpu"], 2, "--provider selects the ONNX Runtime provider; it needs --onnx"),
     (["generate", "x", "--onnx", "nowhere"], 2, "--onnx folder 'nowhere' does not exist"),

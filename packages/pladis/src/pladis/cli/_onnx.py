@@ -24,7 +24,8 @@ CLI_KEY = "cli"
 _TORCH_ONLY = (("model", None, "--model"), ("backbone", None, "--backbone"), ("variant", None, "--variant"),
                ("load_arg", [], "--load-arg"), ("device", None, "--device"), ("dtype", None, "--dtype"),
                ("pag_scale", 0.0, "--pag-scale"), ("seg_scale", 0.0, "--seg-scale"),
-               ("seg_blur_sigma", None, "--seg-blur-sigma"), ("layers", "all", "--layers"),
+               ("seg_blur_sigma", None, "--seg-blur-sigma"), ("seg_layers", None, "--seg-layers"),
+               ("backend", "auto", "--backend"), ("layers", "all", "--layers"),
                ("start", 0.0, "--start"), ("end", 1.0, "--end"))
 
 

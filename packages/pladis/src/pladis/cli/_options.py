@@ -171,7 +171,7 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                        help="perturbed-attention guidance scale (loads the PAG pipeline; 0 = off)")
     group.add_argument("--seg-scale", type=non_negative_float, default=0.0, metavar="S",
                        help="smoothed energy guidance scale (SD 1.x/2.x and SDXL; 0 = off)")
-    group.add_argument("--seg-layers", default="mid", metavar="LAYERS",
+    group.add_argument("--seg-layers", metavar="LAYERS",
                        help="self-attention layers SEG blurs, comma-separated (default: mid)")
     group.add_argument("--seg-blur-sigma", type=positive_float, metavar="SIGMA",
                        help="SEG's query blur (default: pladis.guidance's, infinite blur)")

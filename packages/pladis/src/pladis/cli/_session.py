@@ -16,6 +16,8 @@ from ._errors import UsageError, one_line
 from ._loading import check_fit, check_preset, detect, device_for, load, registry_get, to_seg
 from ._options import PladisSettings
 
+SEG_LAYERS = "mid"  # --seg-layers' default
+
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -108,6 +110,10 @@ def load_session(args: argparse.Namespace) -> Session:
     dtype = getattr(torch, _DTYPES[dtype_name])
     if args.pag_scale and args.seg_scale:
         raise UsageError("--pag-scale and --seg-scale cannot be combined (both use the perturbed batch)")
+    if not args.seg_scale and (args.seg_layers is not None or args.seg_blur_sigma is not None):
+        raise UsageError("--seg-layers and --seg-blur-sigma set up SEG: they need --seg-scale")
+    if args.model is None and args.backbone is None and (args.variant or args.load_arg):
+        raise UsageError("--variant and --load-arg apply to a --model or --backbone load, not to the default toy model")
     pag = bool(args.pag_scale)
     registry = pladis.adapters.default_registry()
     info = registry_get(registry, args.backbone) if args.backbone else None
@@ -131,10 +137,14 @@ def load_session(args: argparse.Namespace) -> Session:
         source = args.model or str(info.spec.extra.get("default_model", info.spec.name))
     with _quiet_diffusers():  # from_pipe / to() warn about fp32 modules they do not have
         if args.seg_scale:
-            pipe = to_seg(pipe, args.seg_layers)
+            pipe = to_seg(pipe, args.seg_layers or SEG_LAYERS)
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     load_s = time.perf_counter() - start
+    accepted = inspect.signature(type(pipe).__call__).parameters
+    for key, _ in args.call_arg:  # a pipeline's **kwargs would swallow a misspelt name
+        if key not in accepted:
+            raise UsageError(f"--call-arg {key}: {type(pipe).__name__} takes no argument {key!r}")
 
     preset_name = args.preset or getattr(pipe, "_pladis_preset", None) or info.spec.default_preset
     call_kwargs = info.spec.preset(preset_name).configure(pipe) if preset_name else {}
@@ -167,7 +177,7 @@ def _guidance(args: argparse.Namespace) -> dict[str, Any]:
     if args.pag_scale:
         return {"pag_scale": args.pag_scale}
     if args.seg_scale:
-        guidance = {"seg_scale": args.seg_scale, "seg_layers": args.seg_layers}
+        guidance = {"seg_scale": args.seg_scale, "seg_layers": args.seg_layers or SEG_LAYERS}
         if args.seg_blur_sigma is not None:
             guidance["seg_blur_sigma"] = args.seg_blur_sigma
         return guidance
