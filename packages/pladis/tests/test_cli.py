@@ -366,3 +366,23 @@ def test_a_preset_asked_for_on_the_default_model_keeps_its_own_settings(cli, tmp
     assert fast["model"]["preset"] == "fast" and fast["model"]["scheduler"] == "DPMSolverMultistepScheduler"
     assert (fast["sampling"]["guidance_scale"], fast["sampling"]["num_inference_steps"]) == (7.5, 20)
     assert fast["sampling"]["height"] == own["sampling"]["height"] == 16
+
+
+def test_a_weights_only_hub_repo_goes_to_the_adapter_whose_id_it_matches(monkeypatch):
+    """ByteDance/SDXL-Lightning has no model_index.json: it named no pipeline class and failed; its
+    adapter's loader takes that repo id. A repo matching no adapter still fails with the reason."""
+    import diffusers
+
+    from pladis.adapters import default_registry
+    from pladis.cli._errors import CLIError
+    from pladis.cli._loading import detect
+
+    def missing(model, **kwargs):
+        raise OSError(f"{model} does not appear to have a file named model_index.json")
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "load_config", missing)
+    registry = default_registry()
+    assert detect(registry, "ByteDance/SDXL-Lightning").name == "sdxl-lightning"
+    assert detect(registry, "tianweiy/DMD2").name == "dmd2"
+    with pytest.raises(CLIError, match="cannot read model_index.json of 'org/unknown'"):
+        detect(registry, "org/unknown")

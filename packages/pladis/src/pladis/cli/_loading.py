@@ -36,9 +36,18 @@ def check_preset(spec: Any, name: str | None) -> None:
 
 
 def detect(registry: Any, model: str) -> Any:
-    """The adapter for ``model``: its ``model_index.json`` class, then model-id patterns and priority."""
-    class_name = _pipeline_class_name(model)
+    """The adapter for ``model``: its ``model_index.json`` class, then model-id patterns and priority. A
+    hub repo without ``model_index.json`` (distilled weights only, e.g. ByteDance/SDXL-Lightning) goes to
+    the adapter whose model-id patterns it matches: its loader takes that repo on the default base."""
     adapters = [info for info in registry.adapters().values() if not info.spec.generic]
+    try:
+        class_name = _pipeline_class_name(model)
+    except CLIError:
+        named = [info for info in adapters if any(re.search(p, model, flags=re.IGNORECASE)
+                                                  for p in info.spec.model_id_patterns)]
+        if Path(model).expanduser().exists() or not named:
+            raise
+        return max(named, key=lambda info: (info.spec.priority, info.name))
     candidates = [info for info in adapters if class_name in info.spec.pipeline_classes]
     if not candidates:
         generic = [info for info in registry.adapters().values() if info.spec.generic]
