@@ -69,7 +69,8 @@ def test_entry_point_that_fails_to_import_is_logged_and_skipped(monkeypatch, cap
     )
     with caplog.at_level(logging.ERROR, logger="pladis.registry"):
         manager = make_plugin_manager(autoload=True)
-    assert "skipping broken adapter plugin 'broken'" in caplog.text
+    assert "skipping broken adapter plugin 'broken' (no_such_module_for_pladis:plugin): ModuleNotFoundError" in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)  # one line per command, the traceback at DEBUG
     adapters = collect_adapters(manager)
     assert "sd15" in adapters and "broken" not in adapters
 

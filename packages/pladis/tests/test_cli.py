@@ -145,6 +145,7 @@ def test_compare_sdxl_folder_writes_captioned_side_by_side_grid(cli, models, tmp
     assert not np.array_equal(np.asarray(Image.open(baseline)), np.asarray(Image.open(boosted)))
     assert sidecar(baseline)["seed"] == sidecar(boosted)["seed"] == 0
     assert sidecar(baseline)["pladis"]["enabled"] is False and sidecar(boosted)["pladis"]["scale"] == 2.0
+    assert sidecar(baseline)["pladis_layers"] == 0 and sidecar(boosted)["pladis_layers"] == sidecar(compare)["pladis_layers"] > 0
     assert [c["pladis"]["enabled"] for c in meta["cells"]] == [False, True]
     # captions: ink above the cells (prompt, column labels) and below them (settings)
     pixels = np.asarray(grid.convert("L"))

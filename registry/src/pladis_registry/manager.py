@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
@@ -59,7 +60,7 @@ def load_entry_point_plugins(manager: pluggy.PluginManager, group: str = ENTRY_P
             plugin = entry.load()
             manager.register(plugin, name=entry.name)
         except Exception:
-            logger.exception("pladis: skipping broken adapter plugin %r (%s)", entry.name, entry.value)
+            _log_skip(f"pladis: skipping broken adapter plugin {entry.name!r} ({entry.value})")
             continue
         unknown = _unknown_hooks(manager, plugin)
         if unknown:
@@ -70,6 +71,14 @@ def load_entry_point_plugins(manager: pluggy.PluginManager, group: str = ENTRY_P
         distributions[entry.name] = (entry.dist.name, entry.dist.version) if entry.dist else ("", "")
         loaded.append(entry.name)
     return loaded
+
+
+def _log_skip(message: str) -> None:
+    """One line at ERROR with the exception being handled (a command prints it each run); the traceback
+    at DEBUG."""
+    error = sys.exc_info()[1]
+    logger.error("%s: %s: %s", message, type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+    logger.debug("traceback of the skipped plugin", exc_info=True)
 
 
 def _unknown_hooks(manager: pluggy.PluginManager, plugin: Any) -> list[str]:
@@ -107,7 +116,7 @@ def collect_adapters(manager: pluggy.PluginManager) -> dict[str, AdapterInfo]:
             if clash:
                 raise ValueError(f"adapter name(s) already registered: {sorted(set(clash))}")
         except Exception:
-            logger.exception("pladis: skipping adapter plugin %r whose registration failed", plugin_name)
+            _log_skip(f"pladis: skipping adapter plugin {plugin_name!r} whose registration failed")
             continue
         dist, version = dists.get(plugin_name, ("", ""))
         for spec in specs:

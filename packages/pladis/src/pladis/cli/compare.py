@@ -46,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
     for index, (prompt, (baseline, t_off)) in enumerate(zip(prompts, baselines, strict=True)):
         boosted, t_on = session.generate(prompt, args.seed, run_.progress)
         name = stem(index, prompt)
-        common = {"prompt": prompt, "seed": args.seed, "pladis_layers": len(handle.layer_names)}
-        run_.save(baseline, f"{name}-baseline",
-                  run_.sidecar(session, **common, pladis=off.as_dict(), timings={"generate_s": round(t_off, 4)}))
-        run_.save(boosted, f"{name}-pladis",
-                  run_.sidecar(session, **common, pladis=on.as_dict(), timings={"generate_s": round(t_on, 4)}))
+        common = {"prompt": prompt, "seed": args.seed}
+        layers = len(handle.layer_names)  # in the PLADIS image and the grid; none in the baseline
+        run_.save(baseline, f"{name}-baseline", run_.sidecar(
+            session, **common, pladis_layers=0, pladis=off.as_dict(), timings={"generate_s": round(t_off, 4)}))
+        run_.save(boosted, f"{name}-pladis", run_.sidecar(
+            session, **common, pladis_layers=layers, pladis=on.as_dict(), timings={"generate_s": round(t_on, 4)}))
         grid, layout = make_grid(
             [[baseline, boosted]], col_labels=[off.label(), on.label()], title=prompt,
             footer=f"seed {args.seed} · {session.caption()}",
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         cells = [{"file": f"{name}-baseline.png", "pladis": off.as_dict(), "generate_s": round(t_off, 4)},
                  {"file": f"{name}-pladis.png", "pladis": on.as_dict(), "generate_s": round(t_on, 4)}]
         run_.save(grid, f"{name}-compare", run_.sidecar(
-            session, **common, pladis=on.as_dict(), grid=layout, cells=cells,
+            session, **common, pladis_layers=layers, pladis=on.as_dict(), grid=layout, cells=cells,
             timings={"generate_s": round(t_off + t_on, 4)},
         ))
     return run_.finish()
