@@ -4,7 +4,8 @@
 
 The shipped model is the step-5250 checkpoint (48.6 min at ~0.55 s/step with 1 thread on a 2-core machine
 shared with other jobs; 2 OpenMP threads were 2-8x *slower* there because of the contention).  Loss values
-were identical with 1 and 2 threads in a check of the first 150 steps (a full re-run was not repeated).
+were identical with 1 and 2 threads in a check of the first 150 steps; a full re-run with 1 thread
+(``--steps 5250``, 2026-11-26) gave the shipped UNet and text encoder bit for bit (README).
 
 What it trains (all real diffusers/transformers classes, saved as a ``StableDiffusionPipeline`` folder):
 
