@@ -172,7 +172,7 @@ def test_enabled_restores_the_same_handle_also_from_a_custom_registry():
     assert dict(pipe.unet.attn_processors) == originals and not pipe.unet._forward_pre_hooks
 
 
-def test_diffusers_calls_that_replace_the_processors_turn_active_off_and_remove_clobbers_nothing():
+def test_diffusers_calls_that_replace_the_processors_turn_active_off_and_remove_still_restores():
     pipe = default_registry().get("sd15").spec.tiny(seed=0)
     kwargs = default_registry().get("sd15").spec.tiny_call_kwargs
     originals = dict(pipe.unet.attn_processors)
@@ -187,7 +187,10 @@ def test_diffusers_calls_that_replace_the_processors_turn_active_off_and_remove_
     pipe.enable_attention_slicing()  # sets a sliced processor on every attention module: PLADIS is off
     assert not handle.active and np.abs(image() - baseline).max() < 1e-5  # (slicing's own rounding)
     sliced = dict(pipe.unet.attn_processors)
-    assert pladis.remove(pipe) is True and dict(pipe.unet.attn_processors) == sliced  # left as diffusers set them
+    assert pladis.remove(pipe) is True  # the originals back on PLADIS's layers; self-attention stays sliced
+    restored = {name: originals[name] if name in originals and ".attn2." in name else proc for name, proc in sliced.items()}
+    assert dict(pipe.unet.attn_processors) == restored
+    pipe.enable_attention_slicing()
     with pytest.raises(ValueError, match=r"attention slicing: pipe.disable_attention_slicing\(\)"):
         pladis.apply(pipe)
     pipe.unet.set_attn_processor(dict(originals))  # (diffusers empties the dict it is given)
@@ -318,3 +321,29 @@ def test_backend_is_forwarded_and_checked():
     with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'eager', 'compile', 'triton', 'native'; got 'cuda'"):
         pladis.apply(pipe, backend="cuda")
     assert dict(pipe.unet.attn_processors) == before
+
+
+def test_enabled_also_takes_out_a_handle_applied_inside_the_block():
+    pipe = default_registry().get("sd15").spec.tiny(seed=0)
+    originals = dict(pipe.unet.attn_processors)
+    outer = pladis.apply(pipe, layers="down", start=0.2)
+    installed = dict(pipe.unet.attn_processors)
+    with pladis.enabled(pipe, scale=1.0):
+        pladis.apply(pipe, layers="all", start=0.5)  # replaces the block's handle
+    assert outer.active and dict(pipe.unet.attn_processors) == installed
+    assert len(pipe.unet._forward_pre_hooks) == 1  # the outer handle's only (the inner one's leaked)
+    outer.remove()
+    assert dict(pipe.unet.attn_processors) == originals and not pipe.unet._forward_pre_hooks
+
+
+def test_recorders_over_the_handles_processors_are_taken_out_by_remove():
+    """The CLI's attention-map recorders replace the handle's processors; remove() restores the originals."""
+    from pladis.cli._attention_maps import AttentionMapStore, install_recorders
+
+    pipe = default_registry().get("sd15").spec.tiny(seed=0)
+    originals = dict(pipe.unet.attn_processors)
+    handle = pladis.apply(pipe)
+    install_recorders(handle, AttentionMapStore(), baseline=True)
+    assert not handle.active
+    handle.remove()
+    assert dict(pipe.unet.attn_processors) == originals and pladis.remove(pipe) is False

@@ -57,13 +57,12 @@ class PLADISHandle:
         return getattr(self.denoiser, _STATE_ATTR, None) is self
 
     def remove(self) -> None:
-        """Put back the processors that were there before ``apply`` where this handle's are still
-        installed (a processor something else set since stays); idempotent."""
+        """Put back, on this handle's layers, the processors that were there before ``apply`` (also over
+        processors set since, e.g. recorders wrapping these); idempotent."""
         if not self._current:
             return
         for name, module in self.modules.items():
-            if module.processor is self.processors[name]:
-                module.set_processor(self.originals[name])
+            module.set_processor(self.originals[name])
         _unwrap_stash(self.denoiser)
         if self._hook is not None:
             self._hook.remove()
@@ -149,8 +148,9 @@ def remove(pipe_or_denoiser: Any) -> bool:
     if handle is not None:
         handle.remove()
     for module in cross_attention_modules(denoiser).values():
-        if isinstance(module.processor, PLADISAttnProcessor):
-            module.set_processor(_pre_pladis(module.processor))
+        original = _pre_pladis(module.processor)
+        if original is not module.processor and not isinstance(original, PLADISAttnProcessor):
+            module.set_processor(original)
             removed = True
     _unwrap_stash(denoiser)
     return removed
@@ -166,7 +166,9 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
     try:
         yield handle
     finally:
-        handle.remove()
+        current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
+        if current is not None:
+            current.remove()
         if before is not None:
             before._install()
 
