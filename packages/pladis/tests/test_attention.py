@@ -187,6 +187,8 @@ def test_no_queries_or_no_keys_behave_as_sdpa(backend):
         assert got.shape == expected.shape and torch.equal(got, expected)  # empty, or zeros
         assert pladis.attention.pladis_weights(query, key, backend=backend).shape == (*q.shape[:-2], nq, nk)
     assert pladis.entmax(torch.zeros(3, 0)).shape == (3, 0)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        pladis.pladis_attention(q[..., :0, :], k, v, backend=backend + "x")
 
 
 def test_shape_mismatches_raise_value_error():

@@ -201,6 +201,7 @@ def attention(
     expanded, as a view, before any back-end sees it)."""
     query = cover_mask_batch(query, key, value, bias)
     if query.shape[-2] == 0 or key.shape[-2] == 0:  # as SDPA: no queries, an empty output; no keys, zeros
+        check_backend(backend)
         batch = batch_shape(query.shape[:-2], key.shape[:-2])
         return torch.matmul(value.new_zeros(*batch, query.shape[-2], key.shape[-2]), value)
     if needs_grad(query, key, value, bias):
