@@ -150,14 +150,16 @@ def test_preset_configures_the_scheduler_from_the_pipeline_config():
         Preset("bad", "NoSuchScheduler").configure(pipe)
 
 
-def _fake_entry_points(monkeypatch, **plugins):
-    """Entry points name → module attributes, added to the real ones (modules made on the fly)."""
+def _fake_entry_points(monkeypatch, dist=None, prefix="pladis_fake_", **plugins):
+    """Entry points name → module attributes, added to the real ones (modules ``prefix + name`` made on the
+    fly), of the distribution named ``dist`` (none when None)."""
     entries = []
     for name, attrs in plugins.items():
-        module = types.ModuleType(f"pladis_fake_{name.replace('-', '_')}")
+        module = types.ModuleType(f"{prefix}{name.replace('-', '_')}")
         module.__dict__.update(attrs)
         monkeypatch.setitem(sys.modules, module.__name__, module)
-        entries.append(metadata.EntryPoint(name, module.__name__, reg.ENTRY_POINT_GROUP))
+        entry = metadata.EntryPoint(name, module.__name__, reg.ENTRY_POINT_GROUP)
+        entries.append(entry if dist is None else entry._for(types.SimpleNamespace(name=dist, version="1.0")))
     real = metadata.entry_points
     monkeypatch.setattr(
         metadata, "entry_points", lambda **kw: [*real(**kw), *entries] if kw.get("group") == reg.ENTRY_POINT_GROUP else real(**kw)
@@ -194,3 +196,24 @@ def test_third_party_plugins_never_displace_a_builtin_adapter(monkeypatch, caplo
     assert adapters["sd15"].distribution == "pladis-adapter-sd15" and "othername" not in adapters
     assert "skipping adapter plugin 'a-sdxl' whose registration failed" in caplog.text
     assert "skipping adapter plugin 'sd15' of pladis_fake_sd15: that name is taken by pladis-adapter-sd15" in caplog.text
+
+
+def test_a_plugin_named_as_the_readme_advises_is_still_third_party(monkeypatch, caplog):
+    @hookimpl
+    def takes_sdxl(register):
+        register(AdapterSpec("sdxl", description="third-party"))
+
+    _fake_entry_points(monkeypatch, dist="pladis-adapter-flux", prefix="pladis_adapter_",  # as the built-ins
+                       flux={"pladis_register_adapters": takes_sdxl})
+    with caplog.at_level(logging.WARNING, logger="pladis.registry"):
+        adapters = collect_adapters(make_plugin_manager(autoload=True))
+    assert adapters["sdxl"].distribution == "pladis-adapter-sdxl" and "skipping adapter plugin 'flux'" in caplog.text
+
+
+def test_the_builtin_distributions_are_the_repositorys_adapters():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    names = {tomllib.loads(p.read_text())["project"]["name"] for p in root.glob("adapters/*/pyproject.toml")}
+    assert names == set(reg.manager.BUILTIN_DISTRIBUTIONS)

@@ -17,6 +17,12 @@ from .spec import AdapterInfo, AdapterSpec
 ENTRY_POINT_GROUP = "pladis.adapters"
 DISABLE_AUTOLOAD_ENV = "PLADIS_DISABLE_PLUGIN_AUTOLOAD"
 ALLOW_LIST_ENV = "PLADIS_PLUGINS"
+#: The project's own adapter distributions (one installed distribution per name, so a plugin cannot pose as
+#: one; third-party adapters named ``pladis-adapter-<backbone>`` as the README advises are not in it).
+BUILTIN_DISTRIBUTIONS = frozenset(
+    f"pladis-adapter-{name}"
+    for name in ("dmd2", "generic", "hyper-sdxl", "sana", "sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+)
 
 logger = logging.getLogger("pladis.registry")
 
@@ -92,8 +98,7 @@ def _dist(entry: metadata.EntryPoint) -> str:
 
 
 def _builtin(entry: metadata.EntryPoint) -> bool:
-    """The project's own adapters: entry point ``<name>`` of the distribution ``pladis-adapter-<name>``."""
-    return _dist(entry) == f"pladis-adapter-{entry.name}" and entry.value.startswith("pladis_adapter_")
+    return _dist(entry) in BUILTIN_DISTRIBUTIONS
 
 
 def collect_adapters(manager: pluggy.PluginManager) -> dict[str, AdapterInfo]:
