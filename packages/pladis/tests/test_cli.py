@@ -387,3 +387,12 @@ def test_a_weights_only_hub_repo_goes_to_the_adapter_whose_id_it_matches(monkeyp
     assert detect(registry, "tianweiy/DMD2").name == "dmd2"
     with pytest.raises(CLIError, match="cannot read model_index.json of 'org/unknown'"):
         detect(registry, "org/unknown")
+
+
+def test_call_args_reach_a_seg_pipeline_through_its_kwargs(cli, tmp_path):
+    """SEG's __call__ passes **kwargs on to the PAG pipeline's: its arguments are accepted (were refused)."""
+    result = cli("generate", "x", "--seg-scale", "3", "--call-arg", "eta=0.5", "--steps", "1", "--out", "seg")
+    assert result.code == 0, result.err
+    assert sidecar(tmp_path / "seg" / "00-x.png")["sampling"]["eta"] == 0.5
+    result = cli("generate", "x", "--seg-scale", "3", "--call-arg", "etta=0.5")
+    assert result.code == 2 and "--call-arg etta: StableDiffusionSEGPipeline takes no argument 'etta'" in result.err

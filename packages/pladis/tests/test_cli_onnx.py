@@ -117,6 +117,7 @@ ERRORS = [
     (["generate", "x", "--onnx", "{export}", "--backend", "eager"], 2, "--backend is not available with --onnx"),
     (["generate", "x", "--onnx", "{export}", "--seg-layers", "up"], 2, "--seg-layers is not available with --onnx"),
     (["generate", "x", "--onnx", "{export}", "--call-arg", "eta=1"], 2, "--call-arg eta is not supported"),
+    (["export-onnx", "--variant", "fp16", "--out", "o"], 2, "--variant and --load-arg apply to a --model or --backbone"),
     (["generate", "x", "--provider", "cpu"], 2, "--provider selects the ONNX Runtime provider; it needs --onnx"),
     (["generate", "x", "--onnx", "nowhere"], 2, "--onnx folder 'nowhere' does not exist"),
 ]
@@ -170,3 +171,14 @@ def test_fp16_export_runs_on_the_cpu_provider(model, tmp_path, monkeypatch, caps
     got = np.asarray(Image.open(tmp_path / "g/00-x.png"), dtype=np.float64) / 255
     want = np.asarray(Image.open(tmp_path / "pt/00-x.png"), dtype=np.float64) / 255
     assert np.abs(got - want).mean() <= 2 / 255  # fp16 weights: a looser bound than fp32's 1/255
+
+
+def test_a_preset_asked_for_on_the_toy_export_keeps_its_own_settings(tmp_path, monkeypatch, capsys):
+    """As on the PyTorch path: the toy model's recorded defaults (no CFG) yield to a --preset asked for."""
+    monkeypatch.chdir(tmp_path)
+    assert _run(capsys, "export-onnx", "--out", "toy", "-q")[0] == 0
+    assert _run(capsys, "generate", "x", "--onnx", "toy", "--out", "own")[0] == 0
+    assert _run(capsys, "generate", "x", "--onnx", "toy", "--preset", "fast", "--out", "fast")[0] == 0
+    own, fast = _sidecar(tmp_path / "own" / "00-x.png"), _sidecar(tmp_path / "fast" / "00-x.png")
+    assert own["sampling"]["guidance_scale"] == 1.0
+    assert (fast["sampling"]["guidance_scale"], fast["sampling"]["num_inference_steps"]) == (7.5, 20)

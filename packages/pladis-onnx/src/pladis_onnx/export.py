@@ -215,7 +215,9 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
     try:  # export in the dtype asked for (fp16 or fp32), whatever the pipeline's; put its own back after
         for name, module in modules.items():
             upcast = name == "vae" and getattr(module.config, "force_upcast", False)
-            module.to(torch.float16 if fp16 and not upcast else torch.float32)
+            target = torch.float16 if fp16 and not upcast else torch.float32
+            if dtypes[name] != target:  # (diffusers' .to() warns on every call)
+                module.to(target)
         export_denoiser(denoiser.eval(), out / "denoiser.onnx", alpha=alpha, temperature=temperature,
                         static_scale=static_scale, opset=opset, style=style)
         with _eager_text_attention(pipe) if fp16 else contextlib.nullcontext():
@@ -223,7 +225,8 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
         _export_vae(pipe, kind, out, opset)
     finally:
         for name, module in modules.items():
-            module.to(dtypes[name])
+            if next(module.parameters()).dtype != dtypes[name]:
+                module.to(dtypes[name])
     for name in ("tokenizer", "tokenizer_2"):
         if getattr(pipe, name, None) is not None:
             getattr(pipe, name).save_pretrained(out / name)

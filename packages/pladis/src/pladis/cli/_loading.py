@@ -63,6 +63,12 @@ def detect(registry: Any, model: str) -> Any:
     return max(candidates, key=rank)
 
 
+def check_embedded_options(args: Any) -> None:
+    """The default toy model is built, not loaded: options of a load are usage errors with it."""
+    if getattr(args, "variant", None) or getattr(args, "load_arg", None):
+        raise UsageError("--variant and --load-arg apply to a --model or --backbone load, not to the default toy model")
+
+
 def check_fit(registry: Any, spec: Any, model: str) -> None:
     """``--backbone`` against the class in a local folder's model_index.json (hub ids are not read)."""
     if spec.generic or not spec.pipeline_classes or not Path(model).expanduser().is_dir():

@@ -13,7 +13,16 @@ from typing import Any
 
 from ._defaults import EMBEDDED_DEFAULT
 from ._errors import UsageError, one_line
-from ._loading import check_fit, check_preset, detect, device_for, load, registry_get, to_seg
+from ._loading import (
+    check_embedded_options,
+    check_fit,
+    check_preset,
+    detect,
+    device_for,
+    load,
+    registry_get,
+    to_seg,
+)
 from ._options import PladisSettings
 
 SEG_LAYERS = "mid"  # --seg-layers' default
@@ -112,8 +121,8 @@ def load_session(args: argparse.Namespace) -> Session:
         raise UsageError("--pag-scale and --seg-scale cannot be combined (both use the perturbed batch)")
     if not args.seg_scale and (args.seg_layers is not None or args.seg_blur_sigma is not None):
         raise UsageError("--seg-layers and --seg-blur-sigma set up SEG: they need --seg-scale")
-    if args.model is None and args.backbone is None and (args.variant or args.load_arg):
-        raise UsageError("--variant and --load-arg apply to a --model or --backbone load, not to the default toy model")
+    if args.model is None and args.backbone is None:
+        check_embedded_options(args)
     pag = bool(args.pag_scale)
     registry = pladis.adapters.default_registry()
     info = registry_get(registry, args.backbone) if args.backbone else None
@@ -141,7 +150,7 @@ def load_session(args: argparse.Namespace) -> Session:
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     load_s = time.perf_counter() - start
-    accepted = inspect.signature(type(pipe).__call__).parameters
+    accepted = _call_parameters(type(pipe))
     for key, _ in args.call_arg:  # a pipeline's **kwargs would swallow a misspelt name
         if key not in accepted:
             raise UsageError(f"--call-arg {key}: {type(pipe).__name__} takes no argument {key!r}")
@@ -195,6 +204,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             kwargs[name] = getattr(args, name)
     kwargs.update(dict(args.call_arg))
     return kwargs
+
+
+def _call_parameters(cls: type) -> set[str]:
+    """Named parameters of ``cls.__call__`` and, where one passes ``**kwargs`` on (SEG's to PAG's), of
+    the ``__call__`` of the classes it derives from."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        call = klass.__dict__.get("__call__")
+        if call is None:
+            continue
+        parameters = inspect.signature(call).parameters.values()
+        names.update(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def _takes_step_callback(pipe: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from . import _onnx, _options
 from ._defaults import EMBEDDED_DEFAULT
 from ._errors import CLIError, UsageError, one_line
-from ._loading import check_fit, check_preset, detect, load, registry_get
+from ._loading import check_embedded_options, check_fit, check_preset, detect, load, registry_get
 from ._output import versions
 
 HELP = "export a pipeline to ONNX (PLADIS in the denoiser, λ a graph input)"
@@ -109,6 +109,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str, bool, dict[str, Any]
     info = registry_get(registry, args.backbone) if args.backbone else None
     embedded = args.model is None and info is None
     if embedded:
+        check_embedded_options(args)
         info = registry_get(registry, EMBEDDED_DEFAULT.backbone)
         check_preset(info.spec, args.preset)
         pipe, source = EMBEDDED_DEFAULT.build(), EMBEDDED_DEFAULT.name
