@@ -57,12 +57,14 @@ class PLADISHandle:
         return getattr(self.denoiser, _STATE_ATTR, None) is self
 
     def remove(self) -> None:
-        """Put back, on this handle's layers, the processors that were there before ``apply`` (also over
-        processors set since, e.g. recorders wrapping these); idempotent."""
+        """Put back, on this handle's layers, the processors that were there before ``apply`` where a
+        PLADIS processor is set (its own, or one put over it, e.g. the CLI's attention-map recorders); what
+        another tool set since (attention slicing, IP-Adapter) stays. Idempotent."""
         if not self._current:
             return
         for name, module in self.modules.items():
-            module.set_processor(self.originals[name])
+            if isinstance(module.processor, PLADISAttnProcessor):
+                module.set_processor(self.originals[name])
         _unwrap_stash(self.denoiser)
         if self._hook is not None:
             self._hook.remove()
