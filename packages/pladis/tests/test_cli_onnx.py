@@ -182,3 +182,7 @@ def test_a_preset_asked_for_on_the_toy_export_keeps_its_own_settings(tmp_path, m
     own, fast = _sidecar(tmp_path / "own" / "00-x.png"), _sidecar(tmp_path / "fast" / "00-x.png")
     assert own["sampling"]["guidance_scale"] == 1.0
     assert (fast["sampling"]["guidance_scale"], fast["sampling"]["num_inference_steps"]) == (7.5, 20)
+    # a preset chosen at export time holds as well
+    assert _run(capsys, "export-onnx", "--preset", "fast", "--out", "toyfast", "-q")[0] == 0
+    assert _run(capsys, "generate", "x", "--onnx", "toyfast", "--out", "fast2")[0] == 0
+    assert _sidecar(tmp_path / "fast2" / "00-x.png")["sampling"]["guidance_scale"] == 7.5

@@ -148,7 +148,8 @@ def open_session(args: argparse.Namespace, pladis_onnx: Any) -> OnnxSession:
     except ValueError as error:
         raise CLIError(f"cannot use the ONNX export {str(directory)!r}: {one_line(error)}") from None
     defaults = (pipe.meta.get(CLI_KEY) or {}).get("call_defaults") or {}
-    kwargs = {**defaults, **kwargs} if args.preset is not None else {**kwargs, **defaults}  # as the torch path
+    chosen = args.preset is not None or pipe.meta.get("preset") is not None  # here or at export
+    kwargs = {**defaults, **kwargs} if chosen else {**kwargs, **defaults}  # as the torch path
     if args.steps is not None:
         kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
         kwargs["num_inference_steps"] = args.steps
