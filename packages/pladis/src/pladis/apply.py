@@ -148,13 +148,14 @@ def remove(pipe_or_denoiser: Any) -> bool:
     handle: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
     removed = handle is not None
     if handle is not None:
-        handle.remove()
+        handle.remove()  # (its stash included)
+    else:
+        _unwrap_stash(denoiser)
     for module in cross_attention_modules(denoiser).values():
         original = _pre_pladis(module.processor)
         if original is not module.processor and not isinstance(original, PLADISAttnProcessor):
             module.set_processor(original)
             removed = True
-    _unwrap_stash(denoiser)
     return removed
 
 

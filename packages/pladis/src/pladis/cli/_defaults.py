@@ -48,6 +48,12 @@ class EmbeddedModel:
         return pipe
 
 
+def with_call_defaults(kwargs: dict[str, Any], defaults: dict[str, Any], preset_chosen: bool) -> dict[str, Any]:
+    """A preset's call kwargs merged with a model's own ``defaults``: a preset that was chosen (on the
+    command line or at export) keeps its settings; otherwise the model's defaults win."""
+    return {**defaults, **kwargs} if preset_chosen else {**kwargs, **defaults}
+
+
 EMBEDDED_DEFAULT = EmbeddedModel(
     name="embedded:toy",
     backbone="sd15",

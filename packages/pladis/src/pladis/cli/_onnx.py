@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _options
+from ._defaults import with_call_defaults
 from ._errors import CLIError, UsageError, one_line
 from ._output import Run, stem
 
@@ -149,7 +150,7 @@ def open_session(args: argparse.Namespace, pladis_onnx: Any) -> OnnxSession:
         raise CLIError(f"cannot use the ONNX export {str(directory)!r}: {one_line(error)}") from None
     defaults = (pipe.meta.get(CLI_KEY) or {}).get("call_defaults") or {}
     chosen = args.preset is not None or pipe.meta.get("preset") is not None  # here or at export
-    kwargs = {**defaults, **kwargs} if chosen else {**kwargs, **defaults}  # as the torch path
+    kwargs = with_call_defaults(kwargs, defaults, chosen)
     if args.steps is not None:
         kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
         kwargs["num_inference_steps"] = args.steps

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._defaults import EMBEDDED_DEFAULT
+from ._defaults import EMBEDDED_DEFAULT, with_call_defaults
 from ._errors import UsageError, one_line
 from ._loading import (
     check_embedded_options,
@@ -67,7 +67,7 @@ class Session:
         import torch
 
         kwargs = {**self.call_kwargs, **(extra or {})}
-        if progress is not None and _takes_step_callback(self.pipe):
+        if progress is not None and "callback_on_step_end" in _call_parameters(type(self.pipe)):
             kwargs["callback_on_step_end"] = progress.on_step
         generator = torch.Generator("cpu").manual_seed(seed)
         start = time.perf_counter()
@@ -157,9 +157,8 @@ def load_session(args: argparse.Namespace) -> Session:
 
     preset_name = args.preset or getattr(pipe, "_pladis_preset", None) or info.spec.default_preset
     call_kwargs = info.spec.preset(preset_name).configure(pipe) if preset_name else {}
-    if embedded:  # the toy model's own defaults; a preset asked for keeps its own settings
-        defaults = EMBEDDED_DEFAULT.call_defaults
-        call_kwargs = {**defaults, **call_kwargs} if args.preset else {**call_kwargs, **defaults}
+    if embedded:
+        call_kwargs = with_call_defaults(call_kwargs, EMBEDDED_DEFAULT.call_defaults, bool(args.preset))
     if args.steps is not None:
         call_kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
     guidance = _guidance(args)
@@ -219,14 +218,6 @@ def _call_parameters(cls: type) -> set[str]:
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
     return names
-
-
-def _takes_step_callback(pipe: Any) -> bool:
-    for cls in type(pipe).__mro__:
-        call = cls.__dict__.get("__call__")
-        if call is not None and "callback_on_step_end" in inspect.signature(call).parameters:
-            return True
-    return False
 
 
 def _jsonable(value: Any) -> bool:
