@@ -28,8 +28,8 @@ PENDING_DOCS = (
 PENDING_MAKE_TARGETS = ("wheels", "install-env")
 
 #: The Markdown files whose links are checked.
-PAGES = (README, ROOT / "CHANGELOG.md", *(ROOT / "docs" / name for name in ("performance.md", "onnx.md",
-                                                                           "toy-model.md", "cli.md")))
+PAGES = (README, ROOT / "CHANGELOG.md", *(ROOT / "docs" / name for name in (
+    "performance.md", "onnx.md", "toy-model.md", "cli.md", "python-api.md")))
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
