@@ -158,3 +158,38 @@ def test_readme_python_examples_run_on_the_toy_model():
     assert any(isinstance(p, pladis.PLADISAttnProcessor) for p in pipe.unet.attn_processors.values()), \
         "PLADIS must still be on after the PAG and SEG calls"
     assert pladis.remove(pipe) is True
+
+
+# --- docs/cli.md covers the command line ----------------------------------------------------------------
+
+
+def _subcommands() -> dict:
+    import argparse
+
+    from pladis.cli import build_parser
+
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_cli_md_documents_every_command_and_option():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    missing = []
+    for name, subparser in _subcommands().items():
+        if not re.search(rf"^## `pladis {re.escape(name)}`$", text, re.M):
+            missing.append(f"the section ## `pladis {name}`")
+        for action in subparser._actions:
+            options = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            if options and not any(re.search(rf"`{re.escape(o)}(?![\w-])", text) for o in options):
+                missing.append(f"{name} {options[0]}")
+    assert not missing, f"docs/cli.md does not document: {missing}"
+
+
+def test_cli_md_gives_the_exit_statuses_the_cli_uses():
+    from pladis.cli._errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    table = text[text.index("## Errors and exit status"):]
+    for status, word in ((EXIT_OK, "success"), (EXIT_RUNTIME, "run time"), (EXIT_USAGE, "bad input")):
+        assert re.search(rf"^\| {status} \| [^\n]*{word}", table, re.M), f"exit status {status} ({word}) undocumented"
