@@ -224,7 +224,7 @@ def test_errors_name_the_choices_and_change_nothing():
         pladis.apply(pipe, layers=["down", "middle"])
     with pytest.raises(ValueError, match=r"backbone 'sana' does not fit a UNet2DConditionModel"):
         pladis.apply(pipe, backbone="sana")
-    with pytest.raises(ValueError, match=r"alpha must be in \[1, 2\]"):
+    with pytest.raises(ValueError, match=r"alpha must be 1 \(softmax\) or in \[1.01, 2\]"):
         pladis.apply(pipe, alpha=3)
     with pytest.raises(ValueError, match="no cross-attention modules"):
         pladis.apply(_self_attention_only_model())
