@@ -357,3 +357,120 @@ def test_remove_keeps_a_processor_another_tool_set_over_pladis():
     handle.remove()
     kinds = {type(m.processor).__name__ for m in cross_attention_modules(pipe.unet).values()}
     assert kinds == {"IPAdapterAttnProcessor2_0"}
+
+
+# --- lifecycle and arguments (issue 18, items 3, 4 and 12; issue 17 §6) ---------------------------------
+
+
+def _sd15():
+    return default_registry().get("sd15").spec.tiny(seed=0)
+
+
+@pytest.mark.parametrize("replace", ["disable_attention_slicing", "set_attn_processor"])
+def test_enabled_restores_the_processors_of_before_the_block_even_for_an_inactive_handle(replace):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    pipe = _sd15()
+    handle = pladis.apply(pipe)
+    if replace == "disable_attention_slicing":
+        pipe.disable_attention_slicing()
+    else:
+        pipe.unet.set_attn_processor(AttnProcessor2_0())
+    assert not handle.active
+    before = dict(pipe.unet.attn_processors)
+    with pladis.enabled(pipe, scale=1) as inner:
+        assert inner.active
+    assert dict(pipe.unet.attn_processors) == before  # the very same objects: PLADIS stays off
+    assert not handle.active
+    assert not any(isinstance(p, pladis.PLADISAttnProcessor) for p in pipe.unet.attn_processors.values())
+
+
+def test_a_failing_re_apply_keeps_the_previous_handle():
+    import dataclasses
+    import types
+
+    from pladis_registry import AdapterSpec, Registry, hookimpl, make_plugin_manager
+
+    with pytest.raises(ValueError, match="attention_style must be 'sd', 'sana' or 'auto'"):
+        AdapterSpec(name="bad-style", denoiser_classes=("UNet2DConditionModel",), attention_style="sdxl")
+
+    spec = AdapterSpec(name="odd-unet", denoiser_classes=("UNet2DConditionModel",))
+    object.__setattr__(spec, "attention_style", "sdxl")  # as a plugin built without validation would
+
+    @hookimpl
+    def pladis_register_adapters(register):
+        register(spec)
+
+    plugin = types.SimpleNamespace(pladis_register_adapters=pladis_register_adapters)
+    registry = Registry(make_plugin_manager(autoload=False, plugins=[plugin]))
+    pipe = _sd15()
+    handle = pladis.apply(pipe, scale=2.0)
+    installed = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match="style"):
+        pladis.apply(pipe, scale=1.0, backbone="odd-unet", registry=registry)
+    assert handle.active and dict(pipe.unet.attn_processors) == installed
+    assert dataclasses.is_dataclass(spec)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"layers": None}, "layers must be"),
+        ({"layers": 1.5}, "layers must be"),
+        ({"layers": [None]}, "layers: each selector"),
+        ({"layers": "mid,,up"}, "layers: empty layer-group name"),
+        ({"backbone": ["sd15"]}, "backbone must be an adapter name"),
+        ({"registry": "x"}, "registry must be a pladis_registry.Registry"),
+        ({"scale": 10**400}, "scale"),
+        ({"backend": "cuda"}, "backend must be one of"),
+    ],
+)
+def test_bad_apply_arguments_name_the_parameter_and_change_nothing(kwargs, pattern):
+    pipe = _sd15()
+    before = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match=pattern):
+        pladis.apply(pipe, **kwargs)
+    assert dict(pipe.unet.attn_processors) == before
+
+
+def test_layers_take_comma_separated_names_as_the_cli():
+    pipe = _sd15()
+    both = pladis.apply(pipe, layers="mid,up").layer_names
+    assert both == pladis.apply(pipe, layers=["mid", "up"]).layer_names
+    assert both == pladis.apply(pipe, layers=" mid , up ").layer_names
+    assert set(pladis.apply(pipe, layers="mid").layer_names) < set(both)
+
+
+def test_a_handle_prints_in_one_short_line():
+    pipe = _sd15()
+    handle = pladis.apply(pipe, scale=2.0, alpha=1.5, layers="up", start=0.2, end=0.8)
+    text = repr(handle)
+    assert "\n" not in text and len(text) < 300
+    n = len(handle.layer_names)
+    assert text == (
+        f"PLADISHandle(active, adapter='sd15', λ=2, α=1.5, T=1, backend='auto', layers={n} of UNet2DConditionModel, "
+        "window=StepWindow(start=0.2, end=0.8, not yet called))"
+    )
+    handle.remove()
+    assert repr(handle).startswith("PLADISHandle(inactive,")
+
+
+def test_triton_on_cpu_warns_in_one_pladis_line():
+    import warnings
+
+    q = k = v = torch.randn(1, 1, 4, 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pladis.pladis_attention(q, k, v, backend="triton")
+    (warning,) = caught
+    shown = warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    assert shown.startswith("pladis: Triton kernel unavailable") and shown.count("\n") == 1
+
+
+def test_processors_share_one_validated_settings_object():
+    pipe = _sd15()
+    handle = pladis.apply(pipe, scale=1.5, alpha=2, temperature=0.5, backend="eager")
+    settings = {id(p.settings) for p in handle.processors.values()}
+    assert len(settings) == 1 and handle.settings.alpha == 2.0 and isinstance(handle.settings.alpha, float)
+    with pytest.raises(Exception, match="cannot assign"):
+        handle.settings.scale = 3.0

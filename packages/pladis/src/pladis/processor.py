@@ -192,7 +192,7 @@ def _fraction(value: Any, name: str) -> float:
     """``value`` as a float in [0, 1], else ``ValueError`` naming ``name``."""
     number = as_real(value, name)
     if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{name} must be a fraction in [0, 1] of the denoising trajectory; got {value!r}")
+        raise ValueError(f"start and end must be fractions in [0, 1] of the denoising trajectory; got {name}={value!r}")
     return number
 
 
