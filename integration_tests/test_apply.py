@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
 
 import pladis
 from pladis.adapters import default_registry, resolve_adapter
@@ -474,3 +478,55 @@ def test_processors_share_one_validated_settings_object():
     assert len(settings) == 1 and handle.settings.alpha == 2.0 and isinstance(handle.settings.alpha, float)
     with pytest.raises(Exception, match="cannot assign"):
         handle.settings.scale = 3.0
+
+
+_OPS = ["apply", "apply_mid", "remove", "enabled", "slicing", "default_processors", "fuse", "unfuse"]
+
+
+@seed(18)
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.sampled_from(_OPS), min_size=1, max_size=6))
+def test_property_any_sequence_ends_restorable_and_enabled_blocks_restore_by_identity(ops):
+    """A bounded, seeded walk over apply / remove / enabled / slicing / set_attn_processor / fused QKV:
+    an ``enabled`` block leaves the processors it found, by identity, and ``remove`` leaves no PLADIS
+    processor behind (the kind of sequence that found issue 18's item 3)."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    pipe = _shared_pipe()
+    fused = False
+    for op in ops:
+        if op in ("apply", "apply_mid"):
+            try:
+                pladis.apply(pipe, layers="mid" if op == "apply_mid" else "all")
+            except ValueError as error:  # slicing or fused QKV set processors PLADIS cannot reproduce
+                assert "cannot reproduce" in str(error)
+        elif op == "remove":
+            pladis.remove(pipe)
+        elif op == "enabled":
+            before = dict(pipe.unet.attn_processors)
+            try:
+                with pladis.enabled(pipe, scale=1.0):
+                    pass
+            except ValueError as error:
+                assert "cannot reproduce" in str(error)
+            assert dict(pipe.unet.attn_processors) == before
+        elif op == "slicing":
+            pipe.enable_attention_slicing()
+        elif op == "default_processors":
+            pipe.unet.set_attn_processor(AttnProcessor2_0())
+        elif op == "fuse" and not fused:
+            pipe.fuse_qkv_projections()
+            fused = True
+        elif op == "unfuse" and fused:
+            pipe.unfuse_qkv_projections()
+            fused = False
+    if fused:
+        pipe.unfuse_qkv_projections()
+    pladis.remove(pipe)
+    assert not any(isinstance(p, pladis.PLADISAttnProcessor) for p in pipe.unet.attn_processors.values())
+    pipe.unet.set_attn_processor(AttnProcessor2_0())  # the next example starts from plain processors
+
+
+@functools.cache
+def _shared_pipe():
+    return _sd15()

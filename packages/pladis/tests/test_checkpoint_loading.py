@@ -6,9 +6,10 @@ import types
 
 import pytest
 import torch
-from pladis_registry.kit.loading import load_unet_checkpoint
 from diffusers import UNet2DConditionModel
 from safetensors.torch import save_file
+
+from pladis_registry.kit.loading import load_unet_checkpoint
 
 
 def tiny_unet() -> UNet2DConditionModel:
