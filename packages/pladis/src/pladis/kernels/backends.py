@@ -3,7 +3,7 @@
 ``auto`` picks, for the inputs at hand:
 
 * ``native`` on CPU for α > 1 when a C compiler built :mod:`pladis.kernels.native`'s kernel (one fused
-  C kernel for the per-row work, compiled once per machine in about a second and cached on disk);
+  C kernel for the per-row work, compiled once per machine and cached on disk);
 * ``triton`` on CUDA when Triton imports and the inputs fit its kernel (Nk ≤ 256, D, Dv ≤ 256, α > 1)
   — one fused pass, nothing of size Nq×Nk in memory (CPU tensors run it only when asked for by name,
   under ``TRITON_INTERPRET=1``: the interpreter is for tests);
