@@ -484,8 +484,8 @@ _OPS = ["apply", "apply_mid", "remove", "enabled", "slicing", "default_processor
 
 
 @seed(18)
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(st.sampled_from(_OPS), min_size=1, max_size=6))
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.sampled_from(_OPS), min_size=3, max_size=6))
 def test_property_any_sequence_ends_restorable_and_enabled_blocks_restore_by_identity(ops):
     """A bounded, seeded walk over apply / remove / enabled / slicing / set_attn_processor / fused QKV:
     an ``enabled`` block leaves the processors it found, by identity, and ``remove`` leaves no PLADIS
