@@ -231,7 +231,7 @@ def test_compile_serves_every_scale_and_temperature_with_one_kernel():
     compiled._compiled.cache_clear()
     q, k, v = _qkv((1, 2, 24, 16), nk=77)
     before = counters["stats"]["unique_graphs"]
-    for scale, temperature in [(2.0, 1.0), (1.5, 0.7), (-0.5, 0.3)]:
+    for scale, temperature in [(2.0, 1.0), (1.0, 1.0), (1.5, 0.7), (-0.5, 0.3)]:  # λ = T = 1 included
         out = pladis_attention(q, k, v, scale=scale, temperature=temperature, backend="compile")
         torch.testing.assert_close(out.double(), eq15_oracle(q, k, v, scale, 1.5, temperature), atol=2e-5, rtol=0)
     assert counters["stats"]["unique_graphs"] - before == 1

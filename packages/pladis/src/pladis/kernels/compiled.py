@@ -97,7 +97,7 @@ def compiled_weights(
         shared = same_logits(bias, temperature)
         fn = _compiled(alpha, bias is not None, shared, scale == 0.0, scores.device.type, passes)
         # λ and 1/T as 0-dim tensors: inputs of the compiled kernel, so a new value compiles nothing
-        (weights, done), _ = fn(rows, row_bias, _scalar(scale, scores), _scalar(temperature, scores))
+        (weights, done), _ = fn(rows, row_bias, _scalar("scale", scale, scores), _scalar("temperature", temperature, scores))
     except Exception as error:  # no compiler, unsupported platform...: remember, warn once, go eager
         _failure.append(f"{type(error).__name__}: {error}")
         warn(f"pladis: torch.compile failed ({_failure[0][:300]}); using eager", stacklevel=2)
@@ -105,12 +105,14 @@ def compiled_weights(
     return weights.view(shape), (None if done is None else done.view(*shape[:-1], 1))
 
 
-def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
-    return _scalar_on(float(value), like.dtype, like.device)
+def _scalar(role: str, value: float, like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a 0-dim tensor on ``like``'s device, kept per role: λ and T must never be one tensor
+    object (dynamo guards on inputs aliasing each other, and would recompile for λ = T)."""
+    return _scalar_on(role, float(value), like.dtype, like.device)
 
 
 @functools.lru_cache(maxsize=64)
-def _scalar_on(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _scalar_on(role: str, value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.tensor(value, dtype=dtype, device=device)
 
 
