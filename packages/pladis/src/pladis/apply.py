@@ -187,8 +187,9 @@ def remove(pipe_or_denoiser: Any) -> bool:
 
 @contextlib.contextmanager
 def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
-    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry, restore on exit: the
-    original processors, or the handle that was active before, which is active again afterwards."""
+    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry; on exit every attention
+    module gets back the very processor object it had before the block, and a handle applied before it
+    is the current one again (active if its processors were still in place, else inactive)."""
     denoiser = find_denoiser(pipe_or_denoiser)
     before: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
     snapshot = _processors_of(denoiser)
