@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
 
 import pladis
 from pladis.adapters import default_registry, resolve_adapter
@@ -224,7 +228,7 @@ def test_errors_name_the_choices_and_change_nothing():
         pladis.apply(pipe, layers=["down", "middle"])
     with pytest.raises(ValueError, match=r"backbone 'sana' does not fit a UNet2DConditionModel"):
         pladis.apply(pipe, backbone="sana")
-    with pytest.raises(ValueError, match=r"alpha must be in \[1, 2\]"):
+    with pytest.raises(ValueError, match=r"alpha must be 1 \(softmax\) or in \[1.01, 2\]"):
         pladis.apply(pipe, alpha=3)
     with pytest.raises(ValueError, match="no cross-attention modules"):
         pladis.apply(_self_attention_only_model())
@@ -357,3 +361,172 @@ def test_remove_keeps_a_processor_another_tool_set_over_pladis():
     handle.remove()
     kinds = {type(m.processor).__name__ for m in cross_attention_modules(pipe.unet).values()}
     assert kinds == {"IPAdapterAttnProcessor2_0"}
+
+
+# --- lifecycle and arguments (issue 18, items 3, 4 and 12; issue 17 §6) ---------------------------------
+
+
+def _sd15():
+    return default_registry().get("sd15").spec.tiny(seed=0)
+
+
+@pytest.mark.parametrize("replace", ["disable_attention_slicing", "set_attn_processor"])
+def test_enabled_restores_the_processors_of_before_the_block_even_for_an_inactive_handle(replace):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    pipe = _sd15()
+    handle = pladis.apply(pipe)
+    if replace == "disable_attention_slicing":
+        pipe.disable_attention_slicing()
+    else:
+        pipe.unet.set_attn_processor(AttnProcessor2_0())
+    assert not handle.active
+    before = dict(pipe.unet.attn_processors)
+    with pladis.enabled(pipe, scale=1) as inner:
+        assert inner.active
+    assert dict(pipe.unet.attn_processors) == before  # the very same objects: PLADIS stays off
+    assert not handle.active
+    assert not any(isinstance(p, pladis.PLADISAttnProcessor) for p in pipe.unet.attn_processors.values())
+
+
+def test_a_failing_re_apply_keeps_the_previous_handle():
+    import dataclasses
+    import types
+
+    from pladis_registry import AdapterSpec, Registry, hookimpl, make_plugin_manager
+
+    with pytest.raises(ValueError, match="attention_style must be 'sd', 'sana' or 'auto'"):
+        AdapterSpec(name="bad-style", denoiser_classes=("UNet2DConditionModel",), attention_style="sdxl")
+
+    spec = AdapterSpec(name="odd-unet", denoiser_classes=("UNet2DConditionModel",))
+    object.__setattr__(spec, "attention_style", "sdxl")  # as a plugin built without validation would
+
+    @hookimpl
+    def pladis_register_adapters(register):
+        register(spec)
+
+    plugin = types.SimpleNamespace(pladis_register_adapters=pladis_register_adapters)
+    registry = Registry(make_plugin_manager(autoload=False, plugins=[plugin]))
+    pipe = _sd15()
+    handle = pladis.apply(pipe, scale=2.0)
+    installed = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match="style"):
+        pladis.apply(pipe, scale=1.0, backbone="odd-unet", registry=registry)
+    assert handle.active and dict(pipe.unet.attn_processors) == installed
+    assert dataclasses.is_dataclass(spec)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"layers": None}, "layers must be"),
+        ({"layers": 1.5}, "layers must be"),
+        ({"layers": [None]}, "layers: each selector"),
+        ({"layers": "mid,,up"}, "layers: empty layer-group name"),
+        ({"backbone": ["sd15"]}, "backbone must be an adapter name"),
+        ({"registry": "x"}, "registry must be a pladis_registry.Registry"),
+        ({"scale": 10**400}, "scale"),
+        ({"backend": "cuda"}, "backend must be one of"),
+    ],
+)
+def test_bad_apply_arguments_name_the_parameter_and_change_nothing(kwargs, pattern):
+    pipe = _sd15()
+    before = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match=pattern):
+        pladis.apply(pipe, **kwargs)
+    assert dict(pipe.unet.attn_processors) == before
+
+
+def test_layers_take_comma_separated_names_as_the_cli():
+    pipe = _sd15()
+    both = pladis.apply(pipe, layers="mid,up").layer_names
+    assert both == pladis.apply(pipe, layers=["mid", "up"]).layer_names
+    assert both == pladis.apply(pipe, layers=" mid , up ").layer_names
+    assert set(pladis.apply(pipe, layers="mid").layer_names) < set(both)
+
+
+def test_a_handle_prints_in_one_short_line():
+    pipe = _sd15()
+    handle = pladis.apply(pipe, scale=2.0, alpha=1.5, layers="up", start=0.2, end=0.8)
+    text = repr(handle)
+    assert "\n" not in text and len(text) < 300
+    n = len(handle.layer_names)
+    assert text == (
+        f"PLADISHandle(active, adapter='sd15', λ=2, α=1.5, T=1, backend='auto', layers={n} of UNet2DConditionModel, "
+        "window=StepWindow(start=0.2, end=0.8, not yet called))"
+    )
+    handle.remove()
+    assert repr(handle).startswith("PLADISHandle(inactive,")
+
+
+def test_triton_on_cpu_warns_in_one_pladis_line():
+    import warnings
+
+    q = k = v = torch.randn(1, 1, 4, 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pladis.pladis_attention(q, k, v, backend="triton")
+    (warning,) = caught
+    shown = warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    assert shown.startswith("pladis: Triton kernel unavailable") and shown.count("\n") == 1
+
+
+def test_processors_share_one_validated_settings_object():
+    pipe = _sd15()
+    handle = pladis.apply(pipe, scale=1.5, alpha=2, temperature=0.5, backend="eager")
+    settings = {id(p.settings) for p in handle.processors.values()}
+    assert len(settings) == 1 and handle.settings.alpha == 2.0 and isinstance(handle.settings.alpha, float)
+    with pytest.raises(Exception, match="cannot assign"):
+        handle.settings.scale = 3.0
+
+
+_OPS = ["apply", "apply_mid", "remove", "enabled", "slicing", "default_processors", "fuse", "unfuse"]
+
+
+@seed(18)
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.sampled_from(_OPS), min_size=3, max_size=6))
+def test_property_any_sequence_ends_restorable_and_enabled_blocks_restore_by_identity(ops):
+    """A bounded, seeded walk over apply / remove / enabled / slicing / set_attn_processor / fused QKV:
+    an ``enabled`` block leaves the processors it found, by identity, and ``remove`` leaves no PLADIS
+    processor behind (the kind of sequence that found issue 18's item 3)."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    pipe = _shared_pipe()
+    fused = False
+    for op in ops:
+        if op in ("apply", "apply_mid"):
+            try:
+                pladis.apply(pipe, layers="mid" if op == "apply_mid" else "all")
+            except ValueError as error:  # slicing or fused QKV set processors PLADIS cannot reproduce
+                assert "cannot reproduce" in str(error)
+        elif op == "remove":
+            pladis.remove(pipe)
+        elif op == "enabled":
+            before = dict(pipe.unet.attn_processors)
+            try:
+                with pladis.enabled(pipe, scale=1.0):
+                    pass
+            except ValueError as error:
+                assert "cannot reproduce" in str(error)
+            assert dict(pipe.unet.attn_processors) == before
+        elif op == "slicing":
+            pipe.enable_attention_slicing()
+        elif op == "default_processors":
+            pipe.unet.set_attn_processor(AttnProcessor2_0())
+        elif op == "fuse" and not fused:
+            pipe.fuse_qkv_projections()
+            fused = True
+        elif op == "unfuse" and fused:
+            pipe.unfuse_qkv_projections()
+            fused = False
+    if fused:
+        pipe.unfuse_qkv_projections()
+    pladis.remove(pipe)
+    assert not any(isinstance(p, pladis.PLADISAttnProcessor) for p in pipe.unet.attn_processors.values())
+    pipe.unet.set_attn_processor(AttnProcessor2_0())  # the next example starts from plain processors
+
+
+@functools.cache
+def _shared_pipe():
+    return _sd15()

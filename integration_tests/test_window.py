@@ -80,3 +80,22 @@ def test_window_reads_a_positional_timestep_at_its_place(backbone):
             denoiser(*args)
         assert handle.window.progress == pytest.approx(1 - t / 1000) and proc.is_active() is active
     handle.remove()
+
+
+@pytest.mark.parametrize("name", ["start", "end"])
+@pytest.mark.parametrize("bad", ["0.5", None, torch.tensor([0.1, 0.2]), 10**400])
+def test_a_window_bound_that_is_no_number_names_the_parameter(name, bad):
+    pipe, _ = _pipe("sd15")
+    before = dict(pipe.unet.attn_processors)
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        pladis.apply(pipe, **{name: bad})
+    assert dict(pipe.unet.attn_processors) == before and not pipe.unet._forward_pre_hooks
+
+
+def test_step_window_has_a_readable_repr():
+    from pladis.processor import StepWindow
+
+    window = StepWindow(0.25, 0.75)
+    assert repr(window) == "StepWindow(start=0.25, end=0.75, not yet called)"
+    window.observe(torch.tensor([500]))
+    assert repr(window) == "StepWindow(start=0.25, end=0.75, progress=0.500)"

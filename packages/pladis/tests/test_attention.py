@@ -134,7 +134,7 @@ def test_computes_one_qk_and_one_weights_v_matmul(monkeypatch, backend):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"alpha": 2.5}, r"alpha must be in \[1, 2\]"),
+        ({"alpha": 2.5}, r"alpha must be 1 \(softmax\) or in \[1.01, 2\]"),
         ({"scale": float("inf")}, r"scale \(λ\) must be a finite"),
         ({"scale": float("nan")}, r"scale \(λ\) must be a finite"),
         ({"temperature": 0.0}, r"temperature must be in \[1e-06, 1e\+06\] \(default 1.0\); got 0.0"),

@@ -95,7 +95,7 @@ def test_threshold_matches_eq24():
 
 @pytest.mark.parametrize("bad", [0.99, 2.01, -1.0, float("nan"), float("inf")])
 def test_bad_alpha_names_parameter_and_range(bad):
-    with pytest.raises(ValueError, match=r"alpha must be in \[1, 2\]"):
+    with pytest.raises(ValueError, match=r"alpha must be 1 \(softmax\) or in \[1.01, 2\]"):
         pladis.entmax(torch.zeros(3), bad)
 
 

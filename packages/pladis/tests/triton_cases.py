@@ -131,3 +131,25 @@ def test_triton_declines_a_mask_on_another_device(interpreted):
     bias = torch.zeros(1, 1, 1, 77, device="meta")
     with pytest.warns(RuntimeWarning, match="the mask is on meta"):
         assert backends.choose("triton", q, k, v, bias, 1.5) != "triton"
+
+
+def test_triton_kernel_takes_a_1d_key_mask(interpreted):
+    q, k, v = _qkv(b=1, h=2, nq=16, nk=24)
+    keep = torch.ones(24, dtype=torch.bool)
+    keep[5::3] = False
+    out = pladis.pladis_attention(q, k, v, attn_mask=keep, backend="triton")
+    expected = pladis.pladis_attention(q, k, v, attn_mask=keep, backend="eager")
+    torch.testing.assert_close(out, expected, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 1.0])
+def test_triton_kernel_nan_rows_and_minus_10000_masks(interpreted, temperature):
+    q, k, v = _qkv(b=1, h=1, nq=16, nk=24, spread=10.0)
+    q[0, 0, 2] = float("nan")
+    bias = torch.zeros(24)
+    bias[::2] = -10000.0
+    out = pladis.pladis_attention(q, k, v, temperature=temperature, attn_mask=bias, backend="triton")
+    expected = pladis.pladis_attention(q, k, v, temperature=temperature, attn_mask=bias, backend="eager")
+    assert torch.isnan(out[0, 0, 2]).all() and torch.isnan(expected[0, 0, 2]).all()
+    rows = torch.arange(16) != 2
+    torch.testing.assert_close(out[0, 0, rows], expected[0, 0, rows], atol=5e-5, rtol=1e-5)

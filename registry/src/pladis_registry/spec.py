@@ -105,6 +105,10 @@ class AdapterSpec:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", self.name):
             raise ValueError(f"AdapterSpec.name must be lower-case [a-z0-9_.-]; got {self.name!r}")
+        if self.attention_style not in ("sd", "sana", "auto"):
+            raise ValueError(
+                f"adapter {self.name!r}: attention_style must be 'sd', 'sana' or 'auto'; got {self.attention_style!r}"
+            )
         if self.default_preset is not None and self.default_preset not in self.presets:
             raise ValueError(
                 f"adapter {self.name!r}: default_preset {self.default_preset!r} is not one of {sorted(self.presets)}"

@@ -8,6 +8,7 @@ Eq. 15 of the paper: At_PLADIS = At_dense + λ · (At_α-entmax − At_dense), d
     handle.remove()                      # or pladis.remove(pipe), or `with pladis.enabled(pipe): ...`
 """
 
+from ._checks import PLADISSettings, PLADISWarning
 from .adapters import AdapterSummary, list_adapters
 from .alpha_entmax import entmax, entmax15, entmax_threshold, sparsemax
 from .apply import PLADISHandle, apply, enabled, remove
@@ -18,6 +19,8 @@ __all__ = [
     "AdapterSummary",
     "PLADISAttnProcessor",
     "PLADISHandle",
+    "PLADISSettings",
+    "PLADISWarning",
     "apply",
     "enabled",
     "entmax",

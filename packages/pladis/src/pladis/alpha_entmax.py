@@ -20,9 +20,10 @@ residual Σp − 1 reaches fp32 resolution. τ is always computed in float32.
 
 The solver runs a fixed number of sync-free passes (:func:`threshold_passes`, also traced by
 ``torch.compile``); rows still unconverged are gathered and finished on their own (:func:`solve_threshold`).
-Masked entries (−inf) get exactly 0; a row that is entirely masked returns all zeros.
+Masked entries (−inf) get exactly 0; a row that is entirely masked returns all zeros; a row holding
+NaN or +inf returns NaN (as softmax). float16/bfloat16/float32 are solved in float32, float64 in float64.
 τ is computed without autograd; :func:`entmax` with autograd recording goes through
-:class:`pladis.kernels.differentiable.EntmaxFunction`, whose backward is the exact Jacobian.
+:class:`EntmaxFunction`, whose backward is the exact Jacobian.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ import torch
 
 from ._checks import check_alpha
 
-__all__ = ["entmax", "entmax_threshold", "sparsemax", "entmax15"]
+__all__ = ["EntmaxFunction", "entmax", "entmax_threshold", "sparsemax", "entmax15"]
 
 _MAX_ITER = 64
 # |Σp − 1|·(α − 1) at which a row counts as solved (see converged); an exactly solved row (α = 1.5, 2)
 # sits at ~1e-7. Larger k = 1/(α−1) raises fp32's floor on Σp and lowers p's sensitivity to it.
 _RESIDUAL_TOL = 4e-7
+_RESIDUAL_TOL_FLOAT64 = 1e-13
 _PHI_PASSES = 2
 _TINY = torch.finfo(torch.float32).tiny
 # Sync-free passes before the first convergence check: most rows of attention scores are solved by then
@@ -54,9 +56,9 @@ def warm_passes(alpha: float) -> int:
 def entmax(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) -> torch.Tensor:
     """α-entmax of ``scores`` along ``dim`` (Eq. 11 / Eq. 24 of the PLADIS paper).
 
-    α = 1 returns softmax, α = 1.5 entmax15, α = 2 sparsemax; any α in (1, 2] is supported.
-    fp16/bf16 inputs are solved in float32 and cast back. Entries equal to −inf get exactly 0 and a
-    fully masked row returns zeros (never NaN).
+    α = 1 returns softmax, α = 1.5 entmax15, α = 2 sparsemax; α in [1.01, 2] is supported (closer to 1,
+    use α = 1). fp16/bf16 inputs are solved in float32 and cast back, float64 in float64. Entries equal
+    to −inf get exactly 0 and a fully masked row returns zeros; a row holding NaN or +inf gives NaN.
     """
     alpha = check_alpha(alpha)
     if not isinstance(scores, torch.Tensor):
@@ -66,12 +68,11 @@ def entmax(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) -> torch.Ten
     moved = scores.movedim(dim, -1)
     if moved.numel() == 0:  # nothing to normalise (as softmax)
         return scores.clone()
+    work = torch.float64 if scores.dtype == torch.float64 else torch.float32
     if torch.is_grad_enabled() and scores.requires_grad:
-        from .kernels.differentiable import EntmaxFunction
-
-        probs = EntmaxFunction.apply(moved.float(), alpha)
+        probs = EntmaxFunction.apply(moved.to(work), alpha)
     else:
-        probs = _entmax_last_dim(moved.float(), alpha)
+        probs = _entmax_last_dim(moved.to(work), alpha)
     return probs.to(scores.dtype).movedim(-1, dim)
 
 
@@ -94,21 +95,52 @@ def entmax_threshold(scores: torch.Tensor, alpha: float = 1.5, dim: int = -1) ->
     alpha = check_alpha(alpha)
     if alpha == 1.0:
         raise ValueError("alpha must be in (1, 2] for a threshold (α = 1 is softmax, which has none)")
-    z = scores.movedim(dim, -1).float()
+    z = scores.movedim(dim, -1)
+    z = z.double() if z.dtype == torch.float64 else z.float()
     x, row_max, _ = _shifted(z)
     t = solve_threshold(x, alpha - 1.0, alpha)[0]
     return ((alpha - 1.0) * (t + row_max)).movedim(-1, dim)
 
 
 def _entmax_last_dim(z: torch.Tensor, alpha: float) -> torch.Tensor:
-    """α-entmax over the last dim of a float32 tensor."""
+    """α-entmax over the last dim of a float32 (or float64) tensor."""
     if alpha == 1.0:
         return _safe_softmax(z)
+    z = z.contiguous()
     x, _, dead = _shifted(z)
     probs = entmax_shifted(x, alpha - 1.0, alpha)
-    if dead is not None:
-        probs = probs.masked_fill_(dead, 0.0)
+    if dead is not None:  # all −inf: zeros; NaN or +inf in the row: NaN (as softmax)
+        poisoned = dead & ~torch.isneginf(z.amax(-1, keepdim=True))
+        probs = probs.masked_fill_(dead, 0.0).masked_fill_(poisoned, float("nan"))
     return probs
+
+
+class EntmaxFunction(torch.autograd.Function):
+    """α-entmax over the last dim of float32/float64 logits, differentiable; −inf entries get 0 and fully
+    masked rows zeros, both with zero gradient. Backward is the exact Jacobian of α-entmax (Peters,
+    Niculae & Martins, 2019): ∂p/∂z = diag(s) − s·sᵀ/Σs, s_i = p_i^(2−α) on the support, 0 elsewhere —
+    softmax's diag(p) − p·pᵀ at α = 1 and sparsemax's at α = 2."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, alpha: float) -> torch.Tensor:
+        probs = _entmax_last_dim(logits if logits.dtype == torch.float64 else logits.float(), alpha)
+        ctx.alpha = alpha
+        ctx.save_for_backward(probs)
+        return probs
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (probs,) = ctx.saved_tensors
+        alpha = ctx.alpha
+        if alpha == 2.0:
+            s = (probs > 0).to(grad.dtype)
+        elif alpha == 1.0:
+            s = probs
+        else:
+            s = torch.where(probs > 0, probs.clamp_min(torch.finfo(probs.dtype).tiny) ** (2.0 - alpha), 0.0)
+        total = s.sum(-1, keepdim=True)
+        mean = (s * grad).sum(-1, keepdim=True) / total.clamp_min(torch.finfo(total.dtype).tiny)
+        return s * (grad - mean), None
 
 
 def entmax_shifted(x: torch.Tensor, c: float, alpha: float) -> torch.Tensor:
@@ -131,7 +163,7 @@ def support_weights(
     x: torch.Tensor, t: torch.Tensor, c: float, alpha: float, fused: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 24 before normalising: [c·(x − t)]₊^k (a new tensor) and its row sums, Σp = f(τ) + 1."""
-    y = (x - t).clamp_min_(0.0) if c == 1.0 else (x - t).mul_(c).clamp_min_(0.0)
+    y = (x - t).clamp_min_(0.0) if _is_one(c) else (x - t).mul_(c).clamp_min_(0.0)
     if alpha == 1.5:
         y = y.square_()
     elif alpha != 2.0:
@@ -144,15 +176,15 @@ def _power(
 ) -> torch.Tensor:
     """y**exponent for y ≥ 0; zeros stay exactly 0. Multiples of 1/4 use multiplications and square roots
     (exact to an ulp or two, cheap in any back-end); others exp2(e·log2 y), cheaper than pow both fused by
-    inductor (2.5×) and as eager ops (1.7×). An exponent above 1 is split, y^⌊e⌋·exp2(frac·log2 y), so
-    that exp2 never underflows (its slow path, 2× the time) and y^⌊e⌋ puts the zeros back.
+    inductor and as eager ops (docs/kernels.md). An exponent above 1 is split, y^⌊e⌋·exp2(frac·log2 y),
+    so that exp2 never underflows (its slow path) and y^⌊e⌋ puts the zeros back.
 
     ``tiny_zeros`` (eager, terms of a solver pass's sums, only where tiny**e ≤ 2⁻⁴⁰: :func:`_tiny_as_zero`):
     the caller passes zeros as tiny (y ≥ tiny), and they give tiny**e instead of 0, saving the clamp and
     the mask; that adds ≤ n·2⁻⁴⁰ to the derivative Σ y^(k−1), which shortens the Newton step by as little
     and so keeps every iterate a lower bound.
 
-    ``fused`` on CPU, positive multiples of 1/3 (α = 1.75: k − 1 = 1/3, k = 4/3) use :func:`_cube_root`, 2×
+    ``fused`` on CPU, positive multiples of 1/3 (α = 1.75: k − 1 = 1/3, k = 4/3) use :func:`_cube_root`,
     faster (``rough``: ≤ 5e-5, for all but a solver's last pass); GPUs have exp2 and log2 in hardware."""
     quarters = round(exponent * 4)
     if quarters != 0 and abs(exponent * 4 - quarters) < 1e-9 and abs(quarters) <= 16:
@@ -169,8 +201,7 @@ def _power(
         root = _cube_root(y, rough)
         out = root if part == 1 else root * root
         return out * y.pow(whole) if whole else out
-    # log2(0) takes a slow path (9 ms instead of 1 ms per 1.6 M values in eager), so zeros are clamped
-    # away first and put back after.
+    # log2(0) takes a slow path, so zeros are clamped away first and put back after.
     tiny_zeros = tiny_zeros and not fused
     positive = y if tiny_zeros else y.clamp_min(_TINY)
     whole = math.floor(exponent) if exponent > 1 else 0
@@ -185,23 +216,28 @@ def _power(
     return out.mul_(torch.sign(y) if zeros is None else zeros)
 
 
+def _is_one(c: float | torch.Tensor) -> bool:
+    """Whether the scale c is the number 1 (a 0-dim tensor, as ``torch.compile`` gets it, never counts)."""
+    return not isinstance(c, torch.Tensor) and c == 1.0
+
+
 def _tiny_as_zero(exponent: float) -> bool:
     """Whether tiny**exponent ≤ 2⁻⁴⁰, so that a solver pass may take zeros as tiny (see :func:`_power`)."""
     return _TINY**exponent <= 2.0**-40
 
 
 # Seed of y^(−1/3) from the float32 bits (the fast inverse square root's trick, for the cube root):
-# bits(r) = magic − bits(y)/3, within 3.5% (a magic near the one that minimises the next step's error).
+# bits(r) = magic − bits(y)/3 (a magic near the one that minimises the next step's error).
 _RCBRT_MAGIC = 0x54A21D2A
 
 
 def _cube_root(y: torch.Tensor, rough: bool = False) -> torch.Tensor:
-    """y^(1/3) for y ≥ 0 without exp/log or division (fused by inductor: 24 vector ops, 0.6× the time of
-    exp2(log2(y)/3) on CPU); y = 0 gives exactly 0.
+    """y^(1/3) for y ≥ 0 without exp/log or division (fused by inductor, cheaper than exp2(log2(y)/3) on
+    CPU: docs/kernels.md); y = 0 gives exactly 0.
 
     r ≈ y^(−1/3) from the bit seed and one step r ← r·(1 − e)^(−1/3) with the series to e³, e = 1 − y·r³
     (≤ 1.7e-5), then a Newton step on c = y·r² itself, c ← c + (y − c³)·r²/3: ≤ 1e-7 (≤ 1 ulp,
-    unbiased; exp2(log2(y)/3) errs up to 5e-7 at y ≈ 1e-9). ``rough`` (20 ops): a Newton step
+    unbiased). ``rough`` (20 ops): a Newton step
     r ← r·(1 + e/3) instead, ≤ 5e-5. r is solved for max(y, tiny) (zeros would make r³ overflow);
     subnormal y (never met here) get a rough value < 3e-13. Intermediates are read few times each:
     inductor re-traces an unrealised input at every read, so more reads multiply the compile time.
@@ -217,9 +253,11 @@ def _cube_root(y: torch.Tensor, rough: bool = False) -> torch.Tensor:
 
 
 def converged(total: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Rows whose Σp is 1 to fp32 resolution (|Σp − 1| ≤ k·4e-7, k = 1/(α−1)): measured, their normalised
-    weights are then within 5e-7 of the exact α-entmax for α in [1.05, 2]."""
-    return (total - 1.0).abs() <= _RESIDUAL_TOL / (alpha - 1.0)
+    """Rows whose Σp is 1 to the working dtype's resolution (|Σp − 1| ≤ k·4e-7 in float32, k·1e-13 in
+    float64, k = 1/(α−1)); their normalised weights are then within fp32 (fp64) resolution of the exact
+    α-entmax (docs/kernels.md)."""
+    tol = _RESIDUAL_TOL_FLOAT64 if total.dtype == torch.float64 else _RESIDUAL_TOL
+    return (total - 1.0).abs() <= tol / (alpha - 1.0)
 
 
 def _safe_softmax(z: torch.Tensor) -> torch.Tensor:
@@ -230,7 +268,8 @@ def _safe_softmax(z: torch.Tensor) -> torch.Tensor:
 
 
 def _shifted(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """x = z − max z (max x = 0); rows without a finite max are shifted by 0, made uniform and flagged."""
+    """x = z − max z (max x = 0); rows without a finite max (all −inf, or holding NaN or +inf) are shifted
+    by 0, made uniform and flagged."""
     row_max = z.amax(-1, keepdim=True)
     finite = torch.isfinite(row_max)
     dead = None
@@ -282,7 +321,7 @@ def threshold_passes(
     ``fused`` counts the support with compare-and-sum (what ``torch.compile`` fuses best) rather than
     sign-and-sum (the fastest pair of eager ops). ``rough`` (with ``fused``) lets the per-score powers
     err by ≤ 5e-5 (:func:`_cube_root`): fine for any pass but the last, as the next (Newton from any
-    point gives a lower bound) corrects it; measured, as many rows converge in the compiled kernel.
+    point gives a lower bound) corrects it, and as many rows converge in the compiled kernel.
     """
     t, lo = state
     for i in range(passes):
@@ -326,9 +365,9 @@ def _threshold_pass(
     power = 1.0 / (alpha - 1.0)
     tiny_zeros = not fused and _tiny_as_zero(power - 1.0)  # then _power needs no clamp or mask of its own
     if fused:
-        ys = u.clamp_min(0.0) if c == 1.0 else u.clamp_min(0.0) * c
+        ys = u.clamp_min(0.0) if _is_one(c) else u.clamp_min(0.0) * c
     else:
-        ys = (u if c == 1.0 else u.mul_(c)).clamp_min_(_TINY if tiny_zeros else 0.0)
+        ys = (u if _is_one(c) else u.mul_(c)).clamp_min_(_TINY if tiny_zeros else 0.0)
     w = _power(ys, power - 1.0, fused, tiny_zeros=tiny_zeros, rough=rough)
     g = w.sum(-1, keepdim=True).clamp_min(_TINY)
     f1 = (w * ys if fused else w.mul_(ys)).sum(-1, keepdim=True)  # Σ p = f + 1

@@ -11,9 +11,8 @@ from typing import Any
 
 from pladis_registry import AdapterSpec, Registry
 
-from ._checks import check_alpha, check_scale, check_temperature
+from ._checks import PLADISSettings
 from .adapters import find_denoiser, resolve_adapter
-from .kernels.backends import check_backend
 from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
@@ -39,6 +38,21 @@ class PLADISHandle:
     window: StepWindow | None = None
     processors: dict[str, Any] = field(default_factory=dict)
     _hook: Any = None
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "inactive"
+        window = "whole trajectory" if self.window is None else repr(self.window)
+        return (
+            f"PLADISHandle({state}, adapter={self.adapter.name!r}, {self.settings!r}, "
+            f"layers={len(self.modules)} of {type(self.denoiser).__name__}, window={window})"
+        )
+
+    @property
+    def settings(self) -> PLADISSettings:
+        """λ, α, temperature and back-end of this ``apply`` (as its processors carry them)."""
+        for processor in self.processors.values():
+            return processor.settings
+        return PLADISSettings(self.scale, self.alpha, self.temperature, self.backend)
 
     @property
     def layer_names(self) -> list[str]:
@@ -80,6 +94,13 @@ class PLADISHandle:
             self._hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
         setattr(self.denoiser, _STATE_ATTR, self)
 
+    def _reattach(self) -> None:
+        """Make this handle the denoiser's current one again, its processors left as they are."""
+        if self.window is not None and self._hook is None:
+            observer = _timestep_observer(self.window, self.denoiser)
+            self._hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
+        setattr(self.denoiser, _STATE_ATTR, self)
+
 
 def apply(
     pipe_or_denoiser: Any,
@@ -107,9 +128,12 @@ def apply(
     self-attention, or processors another tool installed — stays as it was. Applying again replaces
     the settings instead of stacking. Nothing is changed when an argument is invalid.
     """
-    scale, alpha, temperature = check_scale(scale), check_alpha(alpha), check_temperature(temperature)
+    settings = PLADISSettings(scale, alpha, temperature, backend)
     window = StepWindow(start, end, _num_train_timesteps(pipe_or_denoiser))
-    backend = check_backend(backend)
+    if backbone is not None and not isinstance(backbone, str):
+        raise ValueError(f"backbone must be an adapter name (a string) or None; got {backbone!r}")
+    if registry is not None and not isinstance(registry, Registry):
+        raise ValueError(f"registry must be a pladis_registry.Registry or None; got {type(registry).__name__}")
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
     candidates = cross_attention_modules(denoiser)
@@ -122,19 +146,21 @@ def apply(
     # the processor that one replaced
     originals = {name: _pre_pladis(module.processor) for name, module in selected.items()}
     _check_wrappable(originals)
-
-    if previous is not None:
-        previous.remove()
     style = None if adapter.attention_style == "auto" else adapter.attention_style
     if window.whole:
         window = None
+    # Everything that can fail is built before the model is touched: a failing re-apply keeps the
+    # previous handle in place.
     processors = {
-        name: PLADISAttnProcessor(
-            scale, alpha, temperature, original=originals[name], style=style, window=window, backend=backend
-        )
+        name: PLADISAttnProcessor(original=originals[name], style=style, window=window, settings=settings)
         for name in selected
     }
-    handle = PLADISHandle(denoiser, adapter, scale, alpha, temperature, backend, dict(selected), originals, window, processors)
+    s = settings
+    handle = PLADISHandle(
+        denoiser, adapter, s.scale, s.alpha, s.temperature, s.backend, dict(selected), originals, window, processors
+    )
+    if previous is not None:
+        previous.remove()
     handle._install()
     return handle
 
@@ -161,10 +187,12 @@ def remove(pipe_or_denoiser: Any) -> bool:
 
 @contextlib.contextmanager
 def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
-    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry, restore on exit: the
-    original processors, or the handle that was active before, which is active again afterwards."""
+    """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry; on exit every attention
+    module gets back the very processor object it had before the block, and a handle applied before it
+    is the current one again (active if its processors were still in place, else inactive)."""
     denoiser = find_denoiser(pipe_or_denoiser)
     before: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    snapshot = _processors_of(denoiser)
     handle = apply(pipe_or_denoiser, **settings)
     try:
         yield handle
@@ -172,8 +200,13 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
         current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
         if current is not None:
             current.remove()
+        # back to the very processor objects of before the block (an earlier handle whose processors a
+        # diffusers call had replaced stays inactive)
+        for name, module in _attention_modules(denoiser).items():
+            if name in snapshot and module.processor is not snapshot[name]:
+                module.set_processor(snapshot[name])
         if before is not None:
-            before._install()
+            before._reattach()
 
 
 def cross_attention_modules(denoiser: Any) -> dict[str, Any]:
@@ -185,6 +218,19 @@ def cross_attention_modules(denoiser: Any) -> dict[str, Any]:
         for name, module in denoiser.named_modules()
         if isinstance(module, Attention) and module.is_cross_attention
     }
+
+
+def _attention_modules(denoiser: Any) -> dict[str, Any]:
+    """Every module with an attention processor (self- and cross-attention), by name."""
+    return {
+        name: module
+        for name, module in denoiser.named_modules()
+        if hasattr(module, "set_processor") and hasattr(module, "processor")
+    }
+
+
+def _processors_of(denoiser: Any) -> dict[str, Any]:
+    return {name: module.processor for name, module in _attention_modules(denoiser).items()}
 
 
 def _num_train_timesteps(pipe_or_denoiser: Any) -> int:
@@ -209,9 +255,7 @@ def _timestep_observer(window: StepWindow, denoiser: Any) -> Any:
 
 
 def _select(adapter: AdapterSpec, candidates: dict[str, Any], layers: LayerSelector) -> dict[str, Any]:
-    if isinstance(layers, (str, int, range)):
-        layers = [layers]
-    layers = list(layers)
+    layers = _selectors(layers)
     if not layers:
         raise ValueError("layers must name at least one layer group; got an empty selection")
     groups = {name: adapter.group_of(name) for name in candidates}
@@ -234,6 +278,26 @@ def _select(adapter: AdapterSpec, candidates: dict[str, Any], layers: LayerSelec
                 valid.append("block indices such as 3, range(0, 8) or '0-7'")
             raise ValueError(f"unknown layer group {selector!r} for backbone {adapter.name!r}; choose from {valid}")
     return {name: candidates[name] for name in candidates if name in chosen}
+
+
+def _selectors(layers: Any) -> list[str | int | range]:
+    """``layers`` as a list of selectors; a string is split at commas ("mid,up", as the CLI's --layers)."""
+    items = [layers] if isinstance(layers, (str, int, range)) else layers
+    if isinstance(items, (bytes, dict)) or not isinstance(items, Iterable):
+        raise ValueError(
+            f"layers must be 'all', a layer-group name, a block index or range, or a list of these; got {layers!r}"
+        )
+    selectors: list[str | int | range] = []
+    for item in items:
+        if isinstance(item, str):
+            selectors.extend(part.strip() for part in item.split(",") if part.strip())
+            if not item.strip() or any(not part.strip() for part in item.split(",")):
+                raise ValueError(f"layers: empty layer-group name in {item!r}")
+        elif isinstance(item, range) or (isinstance(item, int) and not isinstance(item, bool)):
+            selectors.append(item)
+        else:
+            raise ValueError(f"layers: each selector must be a string, an int or a range; got {item!r}")
+    return selectors
 
 
 def _indices(selector: Any) -> set[int] | None:

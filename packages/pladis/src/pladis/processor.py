@@ -9,10 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_alpha, check_scale, check_temperature
+from ._checks import PLADISSettings, as_real
 from .attention import mask_to_bias, scores_shape
 from .kernels import backends
-from .kernels.backends import check_backend
 
 __all__ = ["PLADISAttnProcessor", "StepWindow", "norms_span_heads", "run_attention"]
 
@@ -26,13 +25,16 @@ class StepWindow:
     """
 
     def __init__(self, start: float = 0.0, end: float = 1.0, num_train_timesteps: int = 1000) -> None:
-        if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
-            raise ValueError(f"start and end must be fractions in [0, 1]; got start={start!r}, end={end!r}")
-        if start > end:
+        start_value, end_value = (_fraction(value, name) for value, name in ((start, "start"), (end, "end")))
+        if start_value > end_value:
             raise ValueError(f"start must be <= end; got start={start!r}, end={end!r}")
-        self.start, self.end = float(start), float(end)
+        self.start, self.end = start_value, end_value
         self.num_train_timesteps = int(num_train_timesteps)
         self.progress: float | None = None
+
+    def __repr__(self) -> str:
+        where = "not yet called" if self.progress is None else f"progress={self.progress:.3f}"
+        return f"StepWindow(start={self.start:g}, end={self.end:g}, {where})"
 
     @property
     def whole(self) -> bool:
@@ -57,6 +59,8 @@ class PLADISAttnProcessor:
     and ``SanaAttnProcessor2_0`` for SANA (``norm_q``/``norm_k`` over the full inner dimension, before
     the head split) — telling them apart from the module's norms. Only the attention itself changes.
 
+    ``scale`` (λ), ``alpha``, ``temperature`` and ``backend`` are checked once, as a
+    :class:`pladis._checks.PLADISSettings` (``settings``, which ``apply`` passes ready-made, replaces them).
     ``window`` (a :class:`StepWindow`) restricts PLADIS to part of the denoising trajectory.
     ``backend`` picks the implementation ("auto", "eager", "compile", "triton", "native"; see
     :mod:`pladis.kernels.backends`). ``style`` forces the semantics ("sd" or "sana"); by default they are read off the module.
@@ -74,17 +78,33 @@ class PLADISAttnProcessor:
         style: str | None = None,
         window: StepWindow | None = None,
         backend: str = "auto",
+        settings: PLADISSettings | None = None,
     ) -> None:
         if style not in (None, "auto", "sd", "sana"):
             raise ValueError(f"style must be one of None, 'auto', 'sd', 'sana'; got {style!r}")
+        if settings is not None and not isinstance(settings, PLADISSettings):
+            raise TypeError(f"settings must be a PLADISSettings or None; got {type(settings).__name__}")
+        self.settings = settings or PLADISSettings(scale, alpha, temperature, backend)
         self.style = None if style == "auto" else style
-        self.scale = check_scale(scale)
-        self.alpha = check_alpha(alpha)
-        self.temperature = check_temperature(temperature)
         self.original = original
         self.window = window
-        self.backend = check_backend(backend)
         self._original_params = _call_parameters(original) if original is not None else frozenset()
+
+    @property
+    def scale(self) -> float:
+        return self.settings.scale
+
+    @property
+    def alpha(self) -> float:
+        return self.settings.alpha
+
+    @property
+    def temperature(self) -> float:
+        return self.settings.temperature
+
+    @property
+    def backend(self) -> str:
+        return self.settings.backend
 
     def __repr__(self) -> str:
         return (
@@ -137,12 +157,13 @@ class PLADISAttnProcessor:
             return F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
             )
-        # λ, α, T and the back-end were checked in __init__ and diffusers shapes q, k, v: the public
+        # The settings were checked once (PLADISSettings) and diffusers shapes q, k, v: the public
         # pladis_attention's per-call checks would only repeat that work, thousands of times per image.
         bias = None
         if attention_mask is not None:
-            bias = mask_to_bias(attention_mask, scores_shape(query, key))
-        return backends.attention(query, key, value, bias, self.scale, self.alpha, self.temperature, self.backend)
+            bias = mask_to_bias(attention_mask, scores_shape(query, key), query.dtype)
+        s = self.settings
+        return backends.attention(query, key, value, bias, s.scale, s.alpha, s.temperature, s.backend)
 
     def _delegate(
         self,
@@ -165,6 +186,14 @@ class PLADISAttnProcessor:
             attention_mask=attention_mask,
             **extra,
         )
+
+
+def _fraction(value: Any, name: str) -> float:
+    """``value`` as a float in [0, 1], else ``ValueError`` naming ``name``."""
+    number = as_real(value, name)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"start and end must be fractions in [0, 1] of the denoising trajectory; got {name}={value!r}")
+    return number
 
 
 def run_attention(

@@ -61,16 +61,34 @@ def load_pretrained(pipeline_class: Any, model: str | os.PathLike[str], **kwargs
 
 
 def load_unet_checkpoint(pipe: Any, path: str | os.PathLike[str]) -> None:
-    """Replace the pipeline UNet's weights by a full distilled UNet checkpoint (strict)."""
+    """Replace the pipeline UNet's weights by a full distilled UNet checkpoint (strict).
+
+    The whole checkpoint is checked against the UNet first (every key present, none unknown, every
+    tensor of the expected shape): a checkpoint that does not fit raises ``ValueError`` with the UNet
+    untouched."""
     state = load_state_dict(path)
     unet = pipe.unet
-    dtype = next(unet.parameters()).dtype
-    missing, unexpected = unet.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
+    expected = unet.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
         raise ValueError(
             f"{str(path)!r} is not a UNet checkpoint for this pipeline: {len(missing)} missing keys "
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
         )
+    import torch
+
+    wrong = [
+        f"{key}: {tuple(getattr(state[key], 'shape', ()))} instead of {tuple(tensor.shape)}"
+        for key, tensor in expected.items()
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != tensor.shape
+    ]
+    if wrong:
+        raise ValueError(
+            f"{str(path)!r} does not fit this pipeline's UNet: {len(wrong)} tensors of the wrong shape or "
+            f"type (e.g. {wrong[:2]})"
+        )
+    unet.load_state_dict({key: state[key].to(expected[key].dtype) for key in expected}, strict=True)
 
 
 def fuse_lora(pipe: Any, path: str | os.PathLike[str], *, lora_scale: float = 1.0) -> None:

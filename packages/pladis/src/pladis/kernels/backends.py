@@ -3,15 +3,16 @@
 ``auto`` picks, for the inputs at hand:
 
 * ``native`` on CPU for α > 1 when a C compiler built :mod:`pladis.kernels.native`'s kernel (one fused
-  C kernel for the per-row work, compiled once per machine in about a second and cached on disk);
+  C kernel for the per-row work, compiled once per machine and cached on disk);
 * ``triton`` on CUDA when Triton imports and the inputs fit its kernel (Nk ≤ 256, D, Dv ≤ 256, α > 1)
   — one fused pass, nothing of size Nq×Nk in memory (CPU tensors run it only when asked for by name,
   under ``TRITON_INTERPRET=1``: the interpreter is for tests);
 * ``compile`` on CUDA when the kernel does not fit, and on CPU (without the native kernel, or for
-  α = 1) when the score tensor is large (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile`` works here (it needs a C++ compiler on
-  CPU, Triton on CUDA; a failure is remembered and eager used). Its first call per configuration
-  compiles (seconds; up to ≈ 20 s with a cold inductor cache: see ``tools/bench_attention.py``);
-* ``eager`` otherwise.
+  α = 1) when the score tensor is large (≥ ``AUTO_COMPILE_MIN_SCORES`` values) — if ``torch.compile``
+  works here (it needs a C++ compiler on CPU, Triton on CUDA; a failure is remembered and eager used).
+  Its first call per α and layout compiles (seconds, more with a cold inductor cache: docs/kernels.md);
+  λ and the temperature are kernel inputs, so other values reuse it;
+* ``eager`` otherwise, and always for float64 inputs (computed in float64).
 
 When autograd records through the inputs, :func:`attention` runs :mod:`pladis.kernels.differentiable`
 instead (exact gradients; the fast paths are inference-only). Inside a ``torch.compile`` trace
@@ -19,48 +20,29 @@ instead (exact gradients; the fast paths are inference-only). Inside a ``torch.c
 above when the compiled graph runs.
 
 An explicit back-end that cannot run (Triton missing, CPU tensors without ``TRITON_INTERPRET=1``,
-unsupported shapes, no compiler, ``native`` on a GPU) falls back with a warning to what ``auto`` picks
-without it; an unknown name raises.
+unsupported shapes, no compiler, ``native`` on a GPU) falls back with a one-line ``pladis: ...`` warning
+to what ``auto`` picks without it; an unknown name raises. The arguments are trusted: the public entry
+points check them once (:class:`pladis._checks.PLADISSettings`, :func:`pladis.attention.mask_to_bias`).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
-import warnings
 
 import torch
 
-from .._checks import batch_shape
-from . import custom_op, differentiable, eager
+from .._checks import BACKENDS, batch_shape, check_backend, warn
+from . import compiled, custom_op, differentiable, eager
+from .availability import triton_available
 
-__all__ = ["BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "choose", "triton_available", "weights_backend"]
+__all__ = [
+    "BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "check_backend", "choose", "triton_available",
+    "weights_backend",
+]
 
-BACKENDS = ("auto", "eager", "compile", "triton", "native")
 AUTO_COMPILE_MIN_SCORES = 1 << 20
 TRITON_MAX_KEYS = 256
 TRITON_MAX_HEAD_DIM = 256
-
-
-def check_backend(backend: str) -> str:
-    """``backend`` if it is one of :data:`BACKENDS`, else ``ValueError``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
-    return backend
-
-
-@functools.cache
-def triton_available() -> bool:
-    """Whether the ``triton`` package imports (cached)."""
-    if importlib.util.find_spec("triton") is None:
-        return False
-    try:
-        import triton  # noqa: F401
-        import triton.language  # noqa: F401
-    except Exception:  # a broken install counts as missing
-        return False
-    return True
 
 
 def triton_fits(
@@ -101,6 +83,8 @@ def native_fits(query: torch.Tensor, alpha: float, bias: torch.Tensor | None = N
     """Why the native CPU kernel cannot take these inputs (None when it can); builds it on first use."""
     if query.device.type != "cpu":
         return f"tensors are on {query.device.type} (the native kernel is for the CPU)"
+    if query.dtype == torch.float64:
+        return "float64 inputs are computed in float64 by eager (the kernel works in float32)"
     if bias is not None and bias.device != query.device:
         return f"the mask is on {bias.device}, the query on {query.device}"
     if alpha == 1.0:
@@ -119,7 +103,7 @@ def _native_chosen(backend: str, query: torch.Tensor, alpha: float, bias: torch.
         return False
     reason = native_fits(query, alpha, bias)
     if reason is not None and backend == "native":
-        warnings.warn(f"pladis: native kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=4)
+        warn(f"pladis: native kernel unavailable ({reason}); falling back", stacklevel=4)
     return reason is None
 
 
@@ -142,13 +126,15 @@ def choose(
         return "eager"
     if needs_grad(query, key, value, bias) or torch.compiler.is_compiling():
         if backend != "auto":
-            warnings.warn(f"pladis: backend={backend!r} is inference-only; using eager", RuntimeWarning, stacklevel=3)
+            warn(f"pladis: backend={backend!r} is inference-only; using eager", stacklevel=3)
         return "eager"
     return _fastest(backend, query, key, value, bias, alpha)
 
 
 def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
     """:func:`choose` for a checked, non-eager ``backend`` outside autograd and tracing."""
+    if query.dtype == torch.float64:
+        return "eager"
     if _native_chosen(backend, query, alpha, bias):
         return "native"
     if backend == "native":
@@ -158,9 +144,7 @@ def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
         if reason is None:
             return "triton"
         if backend == "triton":
-            warnings.warn(f"pladis: Triton kernel unavailable ({reason}); falling back", RuntimeWarning, stacklevel=3)
-    from . import compiled
-
+            warn(f"pladis: Triton kernel unavailable ({reason}); falling back", stacklevel=3)
     if not compiled.usable(query.device):
         return "eager"
     if backend == "compile" or query.device.type == "cuda":
@@ -174,13 +158,10 @@ def _fastest(backend: str, query, key, value, bias, alpha: float) -> str:
 def weights_backend(backend: str, scores: torch.Tensor, bias: torch.Tensor | None, alpha: float = 1.5) -> str:
     """``eager``, ``compile`` or ``native`` for :func:`pladis.attention.pladis_weights` (no Triton: it
     never stores M; ``triton`` computes them like ``compile``)."""
-    check_backend(backend)
-    if backend == "eager" or torch.compiler.is_compiling():
+    if backend == "eager" or torch.compiler.is_compiling() or scores.dtype == torch.float64:
         return "eager"
     if _native_chosen(backend, scores, alpha, bias):
         return "native"
-    from . import compiled
-
     if backend in ("auto", "native") and (scores.device.type != "cpu" or scores.numel() < AUTO_COMPILE_MIN_SCORES):
         return "eager"
     return "compile" if compiled.usable(scores.device) else "eager"
@@ -198,22 +179,28 @@ def attention(
 ) -> torch.Tensor:
     """Eq. 15 by the implementation :func:`choose` picks (see the module docstring for autograd and
     ``torch.compile``). A mask whose batch is larger than the inputs' gets its own outputs (the query is
-    expanded, as a view, before any back-end sees it)."""
+    expanded, as a view, before any back-end sees it). The arguments are trusted (see the module
+    docstring)."""
     query = cover_mask_batch(query, key, value, bias)
     if query.shape[-2] == 0 or key.shape[-2] == 0:  # as SDPA: no queries, an empty output; no keys, zeros
-        check_backend(backend)
         batch = batch_shape(query.shape[:-2], key.shape[:-2])
         return torch.matmul(value.new_zeros(*batch, query.shape[-2], key.shape[-2]), value)
     if needs_grad(query, key, value, bias):
-        if check_backend(backend) not in ("auto", "eager"):
-            warnings.warn(
+        if backend not in ("auto", "eager"):
+            warn(
                 f"pladis: backend={backend!r} is inference-only; autograd is recording, so the differentiable "
-                "path runs", RuntimeWarning, stacklevel=3,
+                "path runs", stacklevel=3,
             )
         return differentiable.attention(query, key, value, bias, scale, alpha, temperature)
     if torch.compiler.is_compiling():
-        return custom_op.attention(query, key, value, bias, scale, alpha, temperature, check_backend(backend))
-    chosen = "eager" if check_backend(backend) == "eager" else _fastest(backend, query, key, value, bias, alpha)
+        return custom_op.attention(query, key, value, bias, scale, alpha, temperature, backend)
+    return _run(query, key, value, bias, scale, alpha, temperature, backend)
+
+
+def _run(query, key, value, bias, scale: float, alpha: float, temperature: float, backend: str) -> torch.Tensor:
+    """Eq. 15 by the fastest implementation for ``backend`` (inference, outside a trace): what the
+    operator of :mod:`.custom_op` runs when a compiled graph calls it."""
+    chosen = "eager" if backend == "eager" else _fastest(backend, query, key, value, bias, alpha)
     if chosen == "triton":
         from .triton_launch import triton_attention
 
@@ -225,7 +212,8 @@ def attention(
             query, key, value, bias, scale, alpha, temperature, weights_fn=native_weights, keys_major=True
         )
     if chosen == "compile":
-        from .compiled import compiled_weights
-
-        return eager.attention(query, key, value, bias, scale, alpha, temperature, weights_fn=compiled_weights)
+        return eager.attention(query, key, value, bias, scale, alpha, temperature, weights_fn=compiled.compiled_weights)
     return eager.attention(query, key, value, bias, scale, alpha, temperature)
+
+
+custom_op.register_runner(_run)

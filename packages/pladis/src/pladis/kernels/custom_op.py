@@ -4,7 +4,8 @@ Traced by dynamo, the back-ends' own code would not compile as one graph: the ea
 its few unsolved rows after a data-dependent check, and the Triton launch reads data pointers. So
 while ``torch.compile`` traces a model (``fullgraph=True`` included), :func:`pladis.kernels.backends.attention`
 calls this operator instead: the compiled graph holds one node per attention call, and at run time
-the node runs the back-end that would run without compilation (the Triton kernel on CUDA).
+the node runs the back-end that would run without compilation (the Triton kernel on CUDA): the runner
+:mod:`pladis.kernels.backends` registers here (:func:`register_runner`; this module imports nothing of it).
 
 The operator returns 4-D results as (B, Nq, H, Dv) memory, the layout the Triton kernel writes (and
 SDPA's fused kernels), viewed back as (B, H, Nq, Dv) by :func:`attention`: the usual transpose and
@@ -14,11 +15,21 @@ differentiable path (:mod:`pladis.kernels.differentiable`) is traced instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._checks import batch_shape
 
-__all__ = ["attention"]
+__all__ = ["attention", "register_runner"]
+
+Runner = Callable[..., torch.Tensor]
+_runner: list[Runner] = []
+
+
+def register_runner(run: Runner) -> None:
+    """Set what the operator runs: ``run(query, key, value, bias, scale, alpha, temperature, backend)``."""
+    _runner[:] = [run]
 
 
 @torch.library.custom_op("pladis::attention", mutates_args=())
@@ -32,9 +43,7 @@ def _attention(
     temperature: float,
     backend: str,
 ) -> torch.Tensor:
-    from .backends import attention as run
-
-    out = run(query, key, value, bias, scale, alpha, temperature, backend)
+    out = _runner[0](query, key, value, bias, scale, alpha, temperature, backend)
     if out.dim() == 4:
         return out.transpose(1, 2).contiguous()  # no copy when the Triton kernel wrote it
     return out.contiguous()

@@ -19,11 +19,10 @@ import torch
 from .._checks import batch_shape
 from ..alpha_entmax import entmax_weights
 
-__all__ = ["attention", "mix", "mixed_weights", "scores_of"]
+__all__ = ["attention", "mix", "mixed_weights", "same_logits", "scores_of", "working_dtype"]
 
 # Scores per tile on CPU: 2**19 fp32 values (2 MiB) keep a tile's passes in L2 and its allocations out of
-# fresh pages (one untiled 25 MB score tensor made eager PLADIS 3× slower). On GPU one tile is best: each
-# tile costs the solver's host sync.
+# fresh pages (docs/kernels.md). On GPU one tile is best: each tile costs the solver's host sync.
 CHUNK_ELEMENTS = {"cpu": 1 << 19}
 _DEFAULT_CHUNK = 1 << 26
 _LOG2E = 1.0 / math.log(2.0)
@@ -33,26 +32,41 @@ Solve = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 WeightsFn = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype scores and weights are computed in: float64 for float64 inputs, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def same_logits(bias: torch.Tensor | None, temperature: float) -> bool:
+    """Whether the sparse logits are the dense ones divided by T: (S + bias)/T for T ≤ 1 (a −10000 mask
+    then stays a removal at any small T), S/T + bias for T > 1 (where dividing would weaken it)."""
+    return bias is None or temperature <= 1.0
+
+
 def scores_of(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    """S = QKᵀ/√d in float32 (the 1/√d is applied to K, once, before the product)."""
-    return torch.matmul(query, _scaled_keys(key, query.shape[-1]).transpose(-2, -1)).float()
+    """S = QKᵀ/√d in the working dtype, float32 from float16/bfloat16 inputs too (their products can
+    exceed fp16's range); the 1/√d is applied to K, once, before the product."""
+    work = working_dtype(query.dtype)
+    return torch.matmul(query.to(work), _scaled_keys(key.to(work), query.shape[-1]).transpose(-2, -1))
 
 
 def _keys_major_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Sᵀ = K·Qᵀ/√d in float32, (…, Nk, Nq) contiguous."""
-    return torch.matmul(_scaled_keys(key, query.shape[-1]), query.transpose(-2, -1)).float().contiguous()
+    work = working_dtype(query.dtype)
+    return torch.matmul(_scaled_keys(key.to(work), query.shape[-1]), query.to(work).transpose(-2, -1)).contiguous()
 
 
 def _scaled_keys(key: torch.Tensor, head_dim: int) -> torch.Tensor:
-    return key * (1.0 / math.sqrt(head_dim))
+    return key * (1.0 / math.sqrt(head_dim)) if head_dim else key  # D = 0: S is 0 (an empty sum)
 
 
 def mixed_weights(
     scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float
 ) -> torch.Tensor:
-    """M = (1−λ)·softmax(S + bias) + λ·α-entmax(S/temperature + bias) in float32 (Eq. 15's weights).
+    """M = (1−λ)·softmax(S + bias) + λ·α-entmax(sparse logits) in the scores' dtype (Eq. 15's weights;
+    the sparse logits as :func:`same_logits` says).
 
-    ``scores`` (float32) is overwritten. Rows whose bias is −inf everywhere get zeros. The threshold is
+    ``scores`` (float32 or float64) is overwritten. Rows whose bias is −inf everywhere get zeros. The threshold is
     solved to fp32 precision (:func:`pladis.alpha_entmax.solve_threshold`).
     """
 
@@ -74,13 +88,21 @@ def mix(
     temperature: float,
     solve: Solve,
     fused: bool = False,
+    shared_logits: bool | None = None,
+    zero_scale: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Eq. 15's weights; ``solve(x, c, mean, exp_x) -> ([c·x − τ]₊^k, row sums, done)`` gives the sparse
     branch (``mean`` and ``exp_x`` = exp(x) may be None). Returns (weights, done).
 
-    Eager (``fused=False``) overwrites the float32 ``scores`` and uses the fastest separate ops;
-    ``fused=True`` mutates nothing and is written for ``torch.compile`` to fuse into one kernel.
+    Eager (``fused=False``) overwrites ``scores`` and uses the fastest separate ops; ``fused=True``
+    mutates nothing and is written for ``torch.compile`` to fuse into one kernel, where ``scale`` and
+    ``temperature`` may be 0-dim tensors (one compiled kernel for every value): ``shared_logits``
+    (:func:`same_logits`) and ``zero_scale`` (λ = 0) then say what their values would.
     """
+    if shared_logits is None:
+        shared_logits = same_logits(bias, temperature)
+    if zero_scale is None:
+        zero_scale = scale == 0.0
     dense_logits = scores if bias is None else scores + bias
     row_max = dense_logits.amax(-1, keepdim=True)
     dead = None
@@ -99,21 +121,21 @@ def mix(
         exp_x = x.exp()  # softmax numerators (max x = 0); also the solver's start weights
         dense, dense_coef = exp_x, (1.0 - scale) / exp_x.sum(-1, keepdim=True)
     else:
-        start_weights = scale != 0.0 and alpha > 1.5 and alpha != 2.0  # saves α > 1.5 a pass; not the rest
+        start_weights = not zero_scale and alpha > 1.5 and alpha != 2.0  # saves α > 1.5 a pass; not the rest
         if bias is None:
             # No masked logits: 2^(x·log2 e) clamped at 2^-126, where exp2 has no slow path (weights it
             # changes are ≤ 1e-38), is cheaper than softmax + the start weights' max and division.
             dense = x.mul(_LOG2E).clamp_min_(-126.0).exp2_()
             dense_coef, exp_x = (1.0 - scale) / dense.sum(-1, keepdim=True), (dense if start_weights else None)
-        else:  # aten's softmax, unlike exp, has no slow path for masked (−inf, −10000) logits (8× faster then)
+        else:  # aten's softmax, unlike exp, has no slow path for masked (−inf, −10000) logits
             dense, dense_coef = torch.softmax(x, dim=-1), 1.0 - scale
             exp_x = dense / dense.amax(-1, keepdim=True) if start_weights else None  # = exp(x)
     done = None
-    if scale == 0.0:
+    if zero_scale:
         weights = dense * dense_coef
     else:
-        if bias is None or temperature == 1.0:
-            x_sparse, c = x, 1.0 / temperature  # max(S/T + b) = max(S + b)/T when b is None or T = 1
+        if shared_logits:
+            x_sparse, c = x, 1.0 / temperature  # (S + b)/T, whose max is max(S + b)/T
         else:
             z = scores / temperature + bias
             z_max = z.amax(-1, keepdim=True).masked_fill(dead, 0.0)
@@ -167,8 +189,9 @@ def attention(
             _redo(out, [pending], value, bias, scale, alpha, temperature)
         return out
     out_batch, batch = batch, batch or torch.Size([1])
-    q_all = query.expand(*batch, n_query, query.shape[-1])
-    k_all = _scaled_keys(key, query.shape[-1]).expand(*batch, n_key, key.shape[-1])
+    work = working_dtype(query.dtype)
+    q_all = query.to(work).expand(*batch, n_query, query.shape[-1])
+    k_all = _scaled_keys(key.to(work), query.shape[-1]).expand(*batch, n_key, key.shape[-1])
     v_all = value.expand(*batch, n_key, value.shape[-1])
     b_all = None if bias is None else bias.expand(*batch, n_query, n_key)
     out = torch.empty(*batch, n_query, value.shape[-1], dtype=value.dtype, device=value.device)
@@ -185,9 +208,9 @@ def attention(
                 tile = (*lead, slice(h0, h1))
                 q_tile = q_all[tile][..., q0:q1, :]
                 if keys_major:
-                    scores = torch.matmul(k_all[tile], q_tile.transpose(-2, -1)).float().contiguous()
+                    scores = torch.matmul(k_all[tile], q_tile.transpose(-2, -1)).contiguous()
                 else:
-                    scores = torch.matmul(q_tile, k_all[tile].transpose(-2, -1)).float()
+                    scores = torch.matmul(q_tile, k_all[tile].transpose(-2, -1))
                 tile_bias = None if b_all is None else b_all[tile][..., q0:q1, :]
                 weights, done = weights_fn(scores, tile_bias, scale, alpha, temperature)
                 weights = weights.transpose(-2, -1) if keys_major else weights

@@ -11,11 +11,18 @@ results; the two pools may then compete for the cores).
 
 The kernel is built with the system C compiler (``$CC``, else gcc / cc / clang; ``-O3 -march=native``
 with OpenMP, else portable flags, else without OpenMP) into ``$PLADIS_CACHE_DIR`` (default
-``~/.cache/pladis``; a private temporary directory when that cannot be written), keyed by the source,
-the flags, the compiler and the CPU, so the first call on a machine takes about a second and later
-processes load the library. No compiler, or a failed build, is remembered and the caller falls back
-(with a warning). ``PLADIS_NATIVE=0`` (read once per process) turns the kernel off: nothing is
-compiled or loaded, and ``auto`` picks among the other back-ends.
+``~/.cache/pladis``), keyed by the source, the flags, the compiler and the CPU, so the first call on a
+machine compiles (docs/kernels.md) and later processes load the library.
+
+A shared library is code that runs when loaded, so the cache is trusted only when it is the user's
+own: a cache folder not owned by the user, or one that others can write, is refused (one warning line
+says why) and a private temporary folder used instead, as when the cache cannot be written. Each build
+leaves the SHA-256 of the library beside it (``<name>.so.sha256``); a library is loaded only when it is
+owned by the user, writable by no one else and matches its digest. Anything else found under the
+expected name — planted, empty, truncated, without the kernel's symbol — is rebuilt (atomically: a
+temporary file renamed into place) instead of loaded. No compiler, or a failed build, is remembered and
+the caller falls back (with a warning). ``PLADIS_NATIVE=0`` (read once per process) turns the kernel
+off: nothing is compiled or loaded, and ``auto`` picks among the other back-ends.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
+
+from .._checks import warn
 
 __all__ = ["native_weights", "usable", "failure", "library_path"]
 
@@ -86,24 +95,72 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+def _distrust(path: Path) -> str | None:
+    """Why ``path`` (a cache folder or a file in it) is not the user's own (None when it is)."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"it is owned by uid {info.st_uid}, not by you"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"others can write to it (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _usable_cache() -> Path:
+    """The cache folder if it is (or can be made) the user's private one, else a private temporary one;
+    a refused cache is named in one warning line."""
+    cache = _cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        reason = _distrust(cache)
+    except OSError:  # cannot be created or read: build privately, as for a read-only home
+        return Path(tempfile.mkdtemp(prefix="pladis-native-"))
+    if reason is not None:
+        warn(f"pladis: refusing the native kernel cache {str(cache)!r} ({reason}); building in a private temporary folder")
+        return Path(tempfile.mkdtemp(prefix="pladis-native-"))
+    return cache
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(target: Path) -> bool:
+    """Whether ``target`` is a library this user built: owned, writable by no one else, matching the
+    digest its build left beside it."""
+    record = target.with_name(target.name + ".sha256")
+    try:
+        if _distrust(target) or _distrust(record):
+            return False
+        return record.read_text().strip() == _digest(target)
+    except OSError:
+        return False
+
+
 def _build(compiler: str, flags: list[str], target: Path) -> None:
-    """Compile SOURCE into ``target`` atomically (a temporary file renamed into place)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Compile SOURCE into ``target`` and its digest beside it, each atomically (a temporary file renamed
+    into place)."""
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
         subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp], check=True, capture_output=True, text=True, timeout=120)
+        os.chmod(tmp, 0o700)
+        fd, record = tempfile.mkstemp(suffix=".sha256", dir=target.parent)
+        with os.fdopen(fd, "w") as file:
+            file.write(_digest(Path(tmp)))
+        os.replace(record, target.with_name(target.name + ".sha256"))
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _built(compiler: str, flags: list[str], name: str) -> Path:
-    """The library ``name`` in the cache, built there if missing; in a private temporary directory of
-    this process when the cache cannot be written (never in a shared one: it is loaded as code)."""
-    target = _cache_dir() / name
-    if target.exists():
+def _built(compiler: str, flags: list[str], name: str, cache: Path) -> Path:
+    """The library ``name`` in ``cache``, (re)built there unless a verified one is there already; in a
+    private temporary folder when the cache cannot be written."""
+    target = cache / name
+    if _verified(target):
         return target
     try:
         _build(compiler, flags, target)
@@ -126,18 +183,23 @@ def _library() -> ctypes.CDLL | None:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as error:
         version = str(error)
-    errors, source, cpu = [], SOURCE.read_text(), _cpu_signature()
+    errors, cache = [], _usable_cache()
     for flags in _flag_sets():
-        key = hashlib.sha256("\0".join([source, *flags, compiler, version, cpu]).encode())
         try:
-            return _bind(ctypes.CDLL(str(_built(compiler, flags, f"pladis_native_{key.hexdigest()[:20]}.so"))))
+            return _bind(ctypes.CDLL(str(_built(compiler, flags, library_name(compiler, version, flags), cache))))
         except subprocess.CalledProcessError as error:
             errors.append(f"{' '.join(flags)}: {error.stderr.strip()[:300]}")
-        except (OSError, subprocess.SubprocessError) as error:
+        except (OSError, AttributeError, subprocess.SubprocessError) as error:
             errors.append(f"{type(error).__name__}: {error}")
     _failure.append("the native kernel did not build or load: " + " | ".join(errors))
-    warnings.warn(f"pladis: {_failure[0][:400]}; using another back-end", RuntimeWarning, stacklevel=3)
+    warn(f"pladis: {_failure[0][:400]}; using another back-end", stacklevel=3)
     return None
+
+
+def library_name(compiler: str, version: str, flags: list[str]) -> str:
+    """The cache file name of the library built by ``compiler`` (of ``version``) with ``flags``."""
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *flags, compiler, version, _cpu_signature()]).encode())
+    return f"pladis_native_{key.hexdigest()[:20]}.so"
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:

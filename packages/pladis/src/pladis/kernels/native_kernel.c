@@ -2,7 +2,8 @@
  *
  * Input: scores S = QKᵀ/√d in keys-major layout, float32 [groups][n_key][n_query] (what K·Qᵀ gives),
  * an optional additive bias in the same layout. Output (may alias the input): the mixed weights
- * M = (1−λ)·softmax(S + b) + λ·α-entmax(S/T + b), same layout, ready for Mᵀ·V.
+ * M = (1−λ)·softmax(S + b) + λ·α-entmax(z), same layout, ready for Mᵀ·V, with the sparse logits
+ * z = (S + b)/T for T ≤ 1 and S/T + b for T > 1 (a −10000 mask removes a key at any temperature).
  *
  * Each lane of a 16-float vector (GCC/Clang vector extensions: AVX-512, AVX2, SSE or NEON) holds one
  * query row, so a row's sums are plain vector adds (no horizontal reductions, no tails at 77 keys) and
@@ -240,23 +241,24 @@ static inline __attribute__((always_inline)) void block(
     float *out = job->out + group * nk * nq + q0;
     const float scale = job->scale, inv_temp = job->inv_temp;
     vf m = splat(-INFINITY), zero = splat(0.0f);
+    vi bad = (vi){0};  /* a NaN (or +inf) score: the row's weights are NaN, as in eager, and not solved */
     for (int64_t j = 0; j < nk; j++) {  /* dense logits S + b and their row max */
         s->x[j] = load_lanes(src + j * nq, bias ? bias + j * nq : NULL, lanes);
+        bad |= (s->x[j] != s->x[j]) | (s->x[j] == INFINITY);
         m = vmax(s->x[j], m);
     }
-    vi dead = m == -INFINITY;  /* a fully masked row: solved as a uniform one, zeroed at the end */
+    vi dead = (m == -INFINITY) & ~bad;  /* a fully masked row: solved as a uniform one, zeroed at the end */
     m = pick(dead, zero, m);
-    vi bad = (vi){0};  /* a NaN (or +inf) score: the row's weights are NaN, as in eager, and not solved */
     for (int64_t j = 0; j < nk; j++) {  /* x = logits − max; softmax numerators exp(x) */
         s->x[j] = pick(dead, zero, s->x[j] - m);
         bad |= s->x[j] != s->x[j];
         s->ex[j] = exp2_approx(s->x[j] * 1.44269504f);
     }
     vf dense_coef = (1.0f - scale) / key_sum(s->ex, nk), sparse_coef = zero;
-    const vf *z = s->x;  /* sparse logits: x itself unless a bias meets a temperature ≠ 1 */
+    const vf *z = s->x;  /* sparse logits: x itself ((S + b)/T) unless a bias meets a temperature > 1 */
     float c = job->alpha_minus_one * inv_temp;
     if (scale != 0.0f) {
-        if (bias != NULL && inv_temp != 1.0f) {
+        if (bias != NULL && inv_temp < 1.0f) {
             vf zm = splat(-INFINITY);
             for (int64_t j = 0; j < nk; j++) {
                 s->z[j] = load_lanes(src + j * nq, NULL, lanes) * inv_temp + load_lanes(bias + j * nq, NULL, lanes);

@@ -26,16 +26,15 @@ from triton.language.extra import libdevice
 __all__ = ["PASSES", "key_tiles", "passes_for"]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-# One launch configuration (measured on an H200, tools/bench_triton_configs.py: BLOCK_M = 64 with 4 warps
-# was fastest or within noise at every α; no autotuning, so no first-call benchmarking). Rows wider than
-# 128 keys take 16 rows per program: 64 × 256 scores per 4 warps spill (and crashed with Triton 3.6).
+# One launch configuration, no autotuning (so no first-call benchmarking): 64 rows per 4-warp program;
+# rows wider than 128 keys take 16 rows per program, as 64 of them would spill registers
+# (docs/kernels.md, tools/bench_triton_configs.py).
 _BLOCK_M, _WARPS, _BLOCK_M_WIDE, _WIDE = 64, 4, 16, 128
-# A register cap of 128 per thread lets four 4-warp programs share an SM instead of three (H100: α = 1.75
-# 2.74 → 2.52× SDPA with 4 bytes of spill; α = 1.5 and 2 need no more than 128 once the softmax numerators
-# are recomputed at the end, 153 → 128 registers, 1.63 → 1.54×).
+# A register cap of 128 per thread lets four 4-warp programs share an SM instead of three; the softmax
+# numerators are recomputed at the end so that α = 1.5 and 2 fit in it (docs/kernels.md).
 _MAX_REGISTERS = 128
-# Fixed passes before the straggler check, by α (others: 3 below 1.5, 5 above). Measured on random SDXL
-# score rows: after these, ≤ 4e-4 of rows (≤ 2 % of 64-row blocks) still need the loop.
+# Fixed passes before the straggler check, by α (others: 3 below 1.5, 5 above): enough that few blocks
+# of attention-like score rows still need the loop (docs/kernels.md).
 PASSES = {1.5: 3, 2.0: 4}
 _FAR = tl.constexpr(-1.0e30)  # masked logits, base 2: exp2 gives 0 and 0·_FAR stays finite
 _STEP_EPS = 3e-7  # a pass that moves τ by less has nothing left to do (τ ∈ [−1, 0): ~2 fp32 ulps of 1)
@@ -110,6 +109,12 @@ def _biased(s, Bias, b_base, sbm, sbn, offs_m, offs_n, NQ, NK):
     bias = tl.load(Bias + b_base + offs_m[:, None] * sbm + offs_n[None, :] * sbn,
                    mask=(offs_m < NQ)[:, None] & (offs_n < NK)[None, :], other=0.0).to(tl.float32)
     return s + bias * _LOG2E_C
+
+
+@triton.jit
+def _poisoned(s):
+    """Rows of a tile holding NaN or +inf (their output is NaN)."""
+    return tl.max(tl.where((s != s) | (s == float("inf")), 1, 0), 1) > 0
 
 
 @triton.jit
@@ -234,17 +239,21 @@ def _pladis_kernel(
                 sb = xb * inv_temp
         xa = _biased(xa, Bias, b_base, sbm, sbn, offs_m, offs_a, NQ, NK)
         row_max = tl.max(xa, 1)
+        bad = _poisoned(xa)
         if HAS_B:
             xb = _biased(xb, Bias, b_base, sbm, sbn, offs_m, offs_b, NQ, NK)
             row_max = tl.maximum(row_max, tl.max(xb, 1))
-        dead = row_max == float("-inf")  # every key masked: zeros in the end
+            bad = bad | _poisoned(xb)
+        dead = (row_max == float("-inf")) & ~bad  # every key masked: zeros in the end
         xa = _shift(xa, row_max, dead)
         if HAS_B:
             xb = _shift(xb, row_max, dead)
     else:
         row_max = tl.max(xa, 1)
+        bad = _poisoned(xa)
         if HAS_B:
             row_max = tl.maximum(row_max, tl.max(xb, 1))
+            bad = bad | _poisoned(xb)
         dead = offs_m < 0
         xa = xa - row_max[:, None]
         if HAS_B:
@@ -334,6 +343,7 @@ def _pladis_kernel(
             out = tl.dot(mb, vb, out, input_precision="ieee")
         else:
             out = tl.dot(mb, vb, out)
+    out = tl.where(bad[:, None], float("nan"), out)  # NaN or +inf among the row's logits: NaN, as softmax
     tl.store(Out + b * sob + h * soh + offs_m[:, None] * som + offs_dv[None, :] * sod,
              out.to(Out.dtype.element_ty), mask=m_ok[:, None] & dv_ok)
 

@@ -1,10 +1,10 @@
 """Host side of the fused PLADIS kernel (:mod:`pladis.kernels.triton_kernel`): arguments, launch plans
 cached per input layout, and a direct launch of the compiled kernel.
 
-A UNet step calls the kernel about 70 times with a handful of layouts, and on a machine where launches
-are the bottleneck the host time per call is the cost that shows end to end. Building the 50 arguments
-took ~20 µs and Triton's launcher, which re-derives the kernel's specialisation from every argument on
-each call, ~40 µs (gVisor H200; a whole SDPA call costs ~20 µs). So:
+A UNet step calls the kernel about 70 times with a handful of layouts, and where launches are the
+bottleneck the host time per call is the cost that shows end to end: building the 50 arguments and
+Triton's launcher, which re-derives the kernel's specialisation from every argument on each call, each
+cost about as much as a whole SDPA call (docs/kernels.md). So:
 
 * the plan (grid, scalar arguments, constexprs, output layout) is cached per input layout;
 * once Triton has compiled the kernel for a plan, the compiled kernel is launched directly with the data
@@ -255,7 +255,7 @@ def launch_plan(
         b_strides = b.stride()
     else:
         b, b_strides = out, (0, 0, 0, 0)
-    same_logits = bias is None or temperature == 1.0
+    same_logits = bias is None or temperature <= 1.0  # (S + b)/T, as eager.same_logits
     c = (alpha - 1.0) / temperature if same_logits else alpha - 1.0
     block_a, block_b = key_tiles(n_key)
     args = (
