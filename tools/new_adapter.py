@@ -26,6 +26,7 @@ def placeholders(name: str, title: str, pipeline: str, pag_pipeline: str | None,
                  default_model: str) -> dict[str, str]:
     """The values of the template's ``__PLACEHOLDERS__``."""
     snake = name.replace("-", "_").replace(".", "_")
+    classes = ", ".join(f'"{c}"' for c in (pipeline, pag_pipeline) if c)
     return {
         "__NAME__": name,
         "__SNAKE__": snake,
@@ -33,7 +34,7 @@ def placeholders(name: str, title: str, pipeline: str, pag_pipeline: str | None,
         "__TITLE__": title,
         "__PIPELINE__": pipeline,
         "__PAG_PIPELINE_OR_NONE__": "None" if pag_pipeline is None else f'"{pag_pipeline}"',
-        "__PIPELINE_CLASSES__": "(" + "".join(f'"{c}", ' for c in (pipeline, pag_pipeline) if c).rstrip() + ")",
+        "__PIPELINE_CLASSES__": f"({classes},)" if pag_pipeline is None else f"({classes})",
         "__DENOISER__": denoiser,
         "__DEFAULT_MODEL__": default_model,
     }
