@@ -109,3 +109,20 @@ def test_a_spec_without_tiny_factory_or_with_unknown_presets_is_refused() -> Non
         check_adapter(dataclasses.replace(SPEC, tiny=None))
     with pytest.raises(AssertionError, match=r"presets \['nope'\] are not declared"):
         check_adapter(SPEC, presets=["nope"])
+
+
+def test_a_non_deterministic_tiny_pipeline_is_caught() -> None:
+    import torch
+
+    from pladis_adapter_pixart import SPEC as PIXART
+
+    def with_dropout(seed: int = 0) -> Any:
+        pipe = PIXART.tiny(seed=seed)
+        pipe.text_encoder.train()
+        for module in pipe.text_encoder.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.1
+        return pipe
+
+    with pytest.raises(AssertionError, match=r"two calls with the same seed differ.*training mode"):
+        check_adapter(PIXART, tiny=with_dropout)

@@ -26,6 +26,7 @@ BUILTIN_DISTRIBUTIONS = frozenset(
         "dmd2",
         "generic",
         "hyper-sdxl",
+        "pixart",
         "sana",
         "sd15",
         "sdxl",

@@ -13,7 +13,7 @@ It needs ``pladis`` (the library under test) and the ``kit`` extra installed, an
 which other adapters are installed. What it asserts, for every preset of the adapter:
 
 * the preset runs on the tiny pipeline: its scheduler installs, the call with PLADIS off gives finite
-  output, and the pipeline auto-detects this adapter (a non-generic adapter serves its own tiny pipeline);
+  output, the same on a second call with the same seed, and the pipeline auto-detects this adapter (a non-generic adapter serves its own tiny pipeline);
 * λ = 0 gives output bit-identical to never applying, and λ = 2 gives finite output that differs;
 * PLADIS adds no denoiser calls (counted with a forward pre-hook on the denoiser);
 * exactly the declared text-attention modules are affected: ``handle.layer_names`` equals the declared
@@ -183,6 +183,9 @@ def check_adapter(
         original = module_state(denoiser)
         baseline, calls = run()
         assert calls > 0, f"{where}: the denoiser was never called"
+        assert _identical(run()[0], baseline), (
+            f"{where}: two calls with the same seed differ: the tiny pipeline is not deterministic "
+            "(a model left in training mode, with dropout?)")
         assert _finite(baseline), f"{where}: the output without PLADIS is not finite"
 
         handle = apply(scale=0.0)

@@ -61,7 +61,7 @@ def tiny_t5_encoder(tokenizer: Any, *, seed: int = 0, d_model: int = 32, num_lay
     from transformers import T5Config, T5EncoderModel
 
     settings = dict(vocab_size=len(tokenizer), d_model=d_model, d_kv=d_model // num_heads, d_ff=2 * d_model,
-                    num_layers=num_layers, num_heads=num_heads, feed_forward_proj="gated-gelu",
+                    num_layers=num_layers, num_heads=num_heads, feed_forward_proj="gated-gelu", dropout_rate=0.0,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                     decoder_start_token_id=tokenizer.pad_token_id)
     settings.update(config)
@@ -121,8 +121,14 @@ def tiny_dc_autoencoder(*, seed: int = 0, scaling_factor: float = 0.41407, laten
 def assemble(pipeline: str, components: dict[str, Any], *, pag: str | None = None,
              pag_applied_layers: str | list[str] | None = None) -> Any:
     """``diffusers.<pipeline>(**components)`` -- or ``diffusers.<pag>(..., pag_applied_layers=...)`` when
-    ``pag`` names the PAG pipeline class -- with the progress bar disabled."""
+    ``pag`` names the PAG pipeline class -- with every model in eval mode (as ``from_pretrained`` leaves it:
+    no dropout, so equal seeds give equal images) and the progress bar disabled."""
     import diffusers
+    import torch
+
+    for component in components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
 
     if pag is not None:
         pipe = getattr(diffusers, pag)(**components, pag_applied_layers=pag_applied_layers)
