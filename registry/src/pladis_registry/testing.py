@@ -27,8 +27,9 @@ select the modules of those blocks.
 
 Checks go through the handle's public surface (``layer_names``) and the modules' processors and hooks, so
 adapters whose PLADIS acts through forward hooks instead of processors fit as well. "Declared" modules
-are, by default, the diffusers attention modules that report ``is_cross_attention``; an adapter acting on
-other modules (joint attention) passes ``text_attention=`` naming them.
+are, by default, the diffusers attention modules that report ``is_cross_attention``, or, for an adapter
+declaring ``extra["attention"]`` (new-style and joint attention, reached by SDPA interception), the
+attention modules its layer groups name; ``text_attention=`` names them otherwise.
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ from .hookspecs import hookimpl
 from .manager import Registry, make_plugin_manager
 from .spec import AdapterSpec
 
-__all__ = ["check_adapter", "cross_attention_names", "isolated_registry", "module_state"]
+__all__ = [
+    "check_adapter",
+    "cross_attention_names",
+    "declared_attention_names",
+    "isolated_registry",
+    "module_state",
+]
 
 _HOOK_DICTS = (
     "_forward_pre_hooks",
@@ -68,6 +75,18 @@ def isolated_registry(spec: AdapterSpec) -> Registry:
 def cross_attention_names(denoiser: Any) -> set[str]:
     """Names of the modules of ``denoiser`` that report ``is_cross_attention`` (diffusers' flag)."""
     return {name for name, module in denoiser.named_modules() if getattr(module, "is_cross_attention", False) is True}
+
+
+def declared_attention_names(spec: AdapterSpec, denoiser: Any) -> set[str]:
+    """The modules ``spec`` declares PLADIS acts on: with ``extra["attention"]`` (the SDPA-interception
+    mechanism of new-style and joint attention) the attention modules (``processor`` and ``set_processor``)
+    whose name matches a layer group; otherwise :func:`cross_attention_names`."""
+    if "attention" not in spec.extra:
+        return cross_attention_names(denoiser)
+    patterns = [re.compile(p) for p in spec.layer_groups.values()]
+    return {name for name, module in denoiser.named_modules()
+            if hasattr(module, "processor") and callable(getattr(module, "set_processor", None))
+            and any(p.search(name) for p in patterns)}
 
 
 def module_state(denoiser: Any) -> dict[str, tuple[Any, dict[str, tuple]]]:
@@ -148,7 +167,7 @@ def check_adapter(
 
     ``tiny`` overrides ``spec.tiny`` (the generic adapter has none of its own), ``call_kwargs`` overrides
     ``spec.tiny_call_kwargs`` (laid over each preset's call kwargs), ``text_attention(denoiser)`` names the
-    modules the adapter declares (default: :func:`cross_attention_names`), ``presets`` restricts the
+    modules the adapter declares (default: :func:`declared_attention_names`), ``presets`` restricts the
     presets run (default: all). Raises ``AssertionError`` naming the adapter, preset and what failed.
     """
     import pladis
@@ -164,7 +183,7 @@ def check_adapter(
     registry = isolated_registry(spec)
     pipe = factory(seed=seed)
     denoiser = _denoiser(pipe)
-    declared = set((text_attention or cross_attention_names)(denoiser))
+    declared = set(text_attention(denoiser)) if text_attention else declared_attention_names(spec, denoiser)
     assert declared, f"adapter {spec.name!r}: its tiny {type(denoiser).__name__} has no text-attention modules"
     extra = dict(spec.tiny_call_kwargs if call_kwargs is None else call_kwargs)
 
