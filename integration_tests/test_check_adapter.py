@@ -126,3 +126,15 @@ def test_a_non_deterministic_tiny_pipeline_is_caught() -> None:
 
     with pytest.raises(AssertionError, match=r"two calls with the same seed differ.*training mode"):
         check_adapter(PIXART, tiny=with_dropout)
+
+
+def test_declared_modules_of_an_interception_adapter_are_its_layer_groups_attention_modules() -> None:
+    from pladis_registry.testing import declared_attention_names
+
+    pipe = SPEC.tiny(seed=0)
+    joint_style = dataclasses.replace(SPEC, name="joint-style", extra={"attention": {"kind": "cross"}},
+                                      layer_groups={"mid": r"^mid_block\..*\.attn[12]$"})
+    names = declared_attention_names(joint_style, pipe.unet)
+    assert names and all(n.startswith("mid_block.") for n in names)
+    assert {n.rsplit(".", 1)[1] for n in names} == {"attn1", "attn2"}  # by location, not by the cross flag
+    assert declared_attention_names(SPEC, pipe.unet) == cross_attention_names(pipe.unet)
