@@ -21,7 +21,10 @@ ALLOW_LIST_ENV = "PLADIS_PLUGINS"
 #: one; third-party adapters named ``pladis-adapter-<backbone>`` as the README advises are not in it).
 BUILTIN_DISTRIBUTIONS = frozenset(
     f"pladis-adapter-{name}"
-    for name in ("dmd2", "generic", "hyper-sdxl", "sana", "sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+    for name in (
+        "dmd2", "generic", "hyper-sdxl", "sana", "sd15", "sdxl", "sdxl-lightning", "sdxl-turbo",
+        "flux", "flux2", "sd3", "qwen-image",
+    )
 )
 
 logger = logging.getLogger("pladis.registry")
