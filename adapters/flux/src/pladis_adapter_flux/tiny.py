@@ -77,5 +77,8 @@ def tiny_pipeline(seed: int = 0, *, guidance_embeds: bool = True) -> Any:
         scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
         text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer,
     )
+    for component in pipe.components.values():  # built modules start in training mode (dropout)
+        if isinstance(component, torch.nn.Module):
+            component.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -66,5 +66,8 @@ def tiny_pipeline(seed: int = 0) -> Any:
         scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
         transformer=transformer, is_distilled=True,
     )
+    for component in pipe.components.values():  # built modules start in training mode (dropout)
+        if isinstance(component, torch.nn.Module):
+            component.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe

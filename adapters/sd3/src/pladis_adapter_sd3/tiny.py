@@ -73,5 +73,8 @@ def tiny_pipeline(seed: int = 0, *, pag: bool = False) -> Any:
     )
     pipe = StableDiffusion3PAGPipeline(**components, pag_applied_layers="blocks.1") if pag else (
         StableDiffusion3Pipeline(**components))
+    for component in pipe.components.values():  # built modules start in training mode (dropout)
+        if isinstance(component, torch.nn.Module):
+            component.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
