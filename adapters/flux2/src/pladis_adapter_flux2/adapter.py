@@ -15,14 +15,20 @@ KLEIN_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
                   klein: bool | None = None, **kwargs: Any) -> Any:
     """Load a FLUX.2 pipeline (hub id or local folder; safetensors first): ``Flux2KleinPipeline`` when
-    ``klein`` (default: when the model id names Klein), else ``Flux2Pipeline``."""
+    ``klein`` (default: when a local folder's ``model_index.json`` or the model id names Klein), else
+    ``Flux2Pipeline``."""
+    import json
+    from pathlib import Path
+
     import diffusers
 
     from pladis_registry.kit.loading import load_pretrained
 
     model = model or DEFAULT_MODEL
     if klein is None:
-        klein = "klein" in str(model).lower()
+        index = Path(model).expanduser() / "model_index.json"
+        named = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else str(model)
+        klein = "klein" in named.lower()
     cls = diffusers.Flux2KleinPipeline if klein else diffusers.Flux2Pipeline
     return load_pretrained(cls, model, variant=variant, torch_dtype=torch_dtype, **kwargs)
 

@@ -9,7 +9,7 @@ from pladis_registry.kit.tokenizers import tiny_gemma_tokenizer
 #: Keyword arguments that keep a call of the tiny pipeline cheap and valid (copy before changing).
 FAST_CALL_KWARGS: dict[str, Any] = {
     "num_inference_steps": 2, "height": 32, "width": 32, "output_type": "np", "max_sequence_length": 24,
-    "text_encoder_out_layers": (1, 2, 3), "guidance_scale": 1.0,
+    "guidance_scale": 1.0,
 }
 #: A chat template in Qwen's format for the offline tokenizer (the pipeline applies one to each prompt).
 CHAT_TEMPLATE = (
@@ -24,9 +24,8 @@ def tiny_pipeline(seed: int = 0) -> Any:
     * ``Flux2Transformer2DModel``: 2 double-stream (``Flux2Attention``) + 2 parallel single-stream
       (``Flux2ParallelSelfAttention``) blocks, 2 heads x 16, ``in_channels=16``, ``joint_attention_dim=96``
       (3 stacked text-encoder layers of width 32), RoPE axes (4, 4, 4, 4), distilled (no guidance embedding).
-    * ``Qwen3ForCausalLM``: hidden 32, 3 layers, 2 heads (1 KV head) x 16; the kit's byte-level BPE
-      tokenizer with a Qwen-style chat template stands in for Qwen2's (call with
-      ``text_encoder_out_layers=(1, 2, 3)``).
+    * ``Qwen3ForCausalLM``: hidden 32, 27 layers (the pipeline stacks layers 9, 18, 27), 2 heads (1 KV
+      head) x 16; the kit's byte-level BPE tokenizer with a Qwen-style chat template stands in for Qwen2's.
     * ``AutoencoderKLFlux2``: channels (8, 16) (scale factor 2), 4 latent channels, 2x2 patches.
     * ``FlowMatchEulerDiscreteScheduler``.
     """
@@ -51,7 +50,7 @@ def tiny_pipeline(seed: int = 0) -> Any:
         )
         torch.manual_seed(seed)
         text_encoder = Qwen3ForCausalLM(Qwen3Config(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=3,
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=27,
             num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
