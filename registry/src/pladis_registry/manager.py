@@ -28,11 +28,15 @@ BUILTIN_DISTRIBUTIONS = frozenset(
     f"pladis-adapter-{name}"
     for name in (
         "dmd2",
+        "flux",
+        "flux2",
         "generic",
         "hyper-sdxl",
         "pixart",
+        "qwen-image",
         "sana",
         "sd15",
+        "sd3",
         "sdxl",
         "sdxl-lightning",
         "sdxl-turbo",

@@ -13,6 +13,7 @@ from pladis_registry import AdapterSpec, Registry
 
 from ._checks import PLADISSettings
 from .adapters import find_denoiser, resolve_adapter
+from .intercept import apply_intercept, attention_modules, uses_intercept
 from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
@@ -136,6 +137,14 @@ def apply(
         raise ValueError(f"registry must be a pladis_registry.Registry or None; got {type(registry).__name__}")
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
+    if uses_intercept(adapter):  # new-style attention modules (joint / cross kinds): pladis.intercept
+        candidates = attention_modules(denoiser, adapter)
+        if not candidates:
+            raise ValueError(f"{type(denoiser).__name__} has none of the attention modules adapter {adapter.name!r} declares")
+        return apply_intercept(
+            denoiser, adapter, _select(adapter, candidates, layers), scale=settings.scale, alpha=settings.alpha,
+            temperature=settings.temperature, backend=settings.backend, window=None if window.whole else window,
+        )
     candidates = cross_attention_modules(denoiser)
     if not candidates:
         raise ValueError(f"{type(denoiser).__name__} has no cross-attention modules: PLADIS has nothing to act on")
