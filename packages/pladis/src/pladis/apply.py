@@ -13,6 +13,7 @@ from pladis_registry import AdapterSpec, Registry
 
 from ._checks import check_alpha, check_scale, check_temperature
 from .adapters import find_denoiser, resolve_adapter
+from .intercept import apply_intercept, attention_modules, uses_intercept
 from .kernels.backends import check_backend
 from .processor import PLADISAttnProcessor, StepWindow
 
@@ -112,6 +113,14 @@ def apply(
     backend = check_backend(backend)
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
+    if uses_intercept(adapter):  # new-style attention modules (joint / cross kinds): pladis.intercept
+        candidates = attention_modules(denoiser, adapter)
+        if not candidates:
+            raise ValueError(f"{type(denoiser).__name__} has none of the attention modules adapter {adapter.name!r} declares")
+        return apply_intercept(
+            denoiser, adapter, _select(adapter, candidates, layers), scale=scale, alpha=alpha,
+            temperature=temperature, backend=backend, window=None if window.whole else window,
+        )
     candidates = cross_attention_modules(denoiser)
     if not candidates:
         raise ValueError(f"{type(denoiser).__name__} has no cross-attention modules: PLADIS has nothing to act on")
