@@ -13,6 +13,7 @@ from pladis_registry import AdapterSpec, Registry
 
 from ._checks import check_alpha, check_scale, check_temperature
 from .adapters import find_denoiser, resolve_adapter
+from .experts import ExpertsHandle, second_denoisers
 from .intercept import apply_intercept, attention_modules, uses_intercept
 from .kernels.backends import check_backend
 from .processor import PLADISAttnProcessor, StepWindow
@@ -110,6 +111,9 @@ def apply(
     """
     scale, alpha, temperature = check_scale(scale), check_alpha(alpha), check_temperature(temperature)
     window = StepWindow(start, end, _num_train_timesteps(pipe_or_denoiser))
+    if experts := second_denoisers(pipe_or_denoiser):  # Wan 2.2 A14B: transformer and transformer_2
+        return _apply_experts(pipe_or_denoiser, experts, backbone, registry, scale=scale, alpha=alpha,
+                              temperature=temperature, layers=layers, start=start, end=end, backend=backend)
     backend = check_backend(backend)
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
@@ -153,9 +157,10 @@ def remove(pipe_or_denoiser: Any) -> bool:
 
     Also takes out PLADIS processors that outlived their handle (e.g. put back by diffusers'
     ``unfuse_qkv_projections`` after a ``remove``)."""
+    removed = any([remove(model) for model in second_denoisers(pipe_or_denoiser).values()])
     denoiser = find_denoiser(pipe_or_denoiser)
     handle: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
-    removed = handle is not None
+    removed = removed or handle is not None
     if handle is not None:
         handle.remove()  # (its stash included)
     else:
@@ -172,17 +177,34 @@ def remove(pipe_or_denoiser: Any) -> bool:
 def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
     """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry, restore on exit: the
     original processors, or the handle that was active before, which is active again afterwards."""
-    denoiser = find_denoiser(pipe_or_denoiser)
-    before: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    denoisers = [find_denoiser(pipe_or_denoiser), *second_denoisers(pipe_or_denoiser).values()]
+    befores: list[PLADISHandle | None] = [getattr(denoiser, _STATE_ATTR, None) for denoiser in denoisers]
     handle = apply(pipe_or_denoiser, **settings)
     try:
         yield handle
     finally:
-        current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
-        if current is not None:
-            current.remove()
-        if before is not None:
-            before._install()
+        for denoiser, before in zip(denoisers, befores, strict=True):
+            current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
+            if current is not None:
+                current.remove()
+            if before is not None:
+                before._install()
+
+
+def _apply_experts(pipe: Any, experts: dict[str, Any], backbone: str | None, registry: Registry | None,
+                   **settings: Any) -> ExpertsHandle:
+    """``apply`` on the pipeline's ``transformer`` and on each second denoiser, with the adapter detected on
+    the pipeline; nothing stays applied when one of them fails."""
+    adapter = resolve_adapter(pipe, find_denoiser(pipe), backbone, registry)
+    handles: list[Any] = []
+    try:
+        for model in (find_denoiser(pipe), *experts.values()):
+            handles.append(apply(model, backbone=adapter.name, registry=registry, **settings))
+    except Exception:
+        for handle in handles:
+            handle.remove()
+        raise
+    return ExpertsHandle(handles, ["", *(f"{name}." for name in experts)])
 
 
 def cross_attention_modules(denoiser: Any) -> dict[str, Any]:
