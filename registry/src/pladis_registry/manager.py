@@ -22,7 +22,7 @@ ALLOW_LIST_ENV = "PLADIS_PLUGINS"
 BUILTIN_DISTRIBUTIONS = frozenset(
     f"pladis-adapter-{name}"
     for name in ("dmd2", "generic", "hyper-sdxl", "sana", "sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
-    + ("animatediff", "ltx", "wan")  # video and cross-attention transformers
+    + ("animatediff", "hunyuandit", "ltx", "wan")  # video and cross-attention transformers
 )
 
 logger = logging.getLogger("pladis.registry")
