@@ -13,6 +13,7 @@ from pladis_registry import AdapterSpec, Registry
 
 from ._checks import PLADISSettings
 from .adapters import find_denoiser, resolve_adapter
+from .experts import ExpertsHandle, second_denoisers
 from .intercept import apply_intercept, attention_modules, uses_intercept
 from .processor import PLADISAttnProcessor, StepWindow
 
@@ -135,6 +136,9 @@ def apply(
         raise ValueError(f"backbone must be an adapter name (a string) or None; got {backbone!r}")
     if registry is not None and not isinstance(registry, Registry):
         raise ValueError(f"registry must be a pladis_registry.Registry or None; got {type(registry).__name__}")
+    if experts := second_denoisers(pipe_or_denoiser):  # Wan 2.2 A14B: transformer and transformer_2
+        return _apply_experts(pipe_or_denoiser, experts, backbone, registry, scale=scale, alpha=alpha,
+                              temperature=temperature, layers=layers, start=start, end=end, backend=backend)
     denoiser = find_denoiser(pipe_or_denoiser)
     adapter = resolve_adapter(pipe_or_denoiser, denoiser, backbone, registry)
     if uses_intercept(adapter):  # new-style attention modules (joint / cross kinds): pladis.intercept
@@ -179,9 +183,10 @@ def remove(pipe_or_denoiser: Any) -> bool:
 
     Also takes out PLADIS processors that outlived their handle (e.g. put back by diffusers'
     ``unfuse_qkv_projections`` after a ``remove``)."""
+    removed = any([remove(model) for model in second_denoisers(pipe_or_denoiser).values()])
     denoiser = find_denoiser(pipe_or_denoiser)
     handle: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
-    removed = handle is not None
+    removed = removed or handle is not None
     if handle is not None:
         handle.remove()  # (its stash included)
     else:
@@ -198,24 +203,42 @@ def remove(pipe_or_denoiser: Any) -> bool:
 def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
     """``with pladis.enabled(pipe, scale=2.0): pipe(...)`` — apply on entry; on exit every attention
     module gets back the very processor object it had before the block, and a handle applied before it
-    is the current one again (active if its processors were still in place, else inactive)."""
-    denoiser = find_denoiser(pipe_or_denoiser)
-    before: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
-    snapshot = _processors_of(denoiser)
+    is the current one again (active if its processors were still in place, else inactive). A pipeline
+    with two denoisers (Wan 2.2's ``transformer`` and ``transformer_2``) gets both back."""
+    denoisers = [find_denoiser(pipe_or_denoiser), *second_denoisers(pipe_or_denoiser).values()]
+    befores: list[PLADISHandle | None] = [getattr(denoiser, _STATE_ATTR, None) for denoiser in denoisers]
+    snapshots = [_processors_of(denoiser) for denoiser in denoisers]
     handle = apply(pipe_or_denoiser, **settings)
     try:
         yield handle
     finally:
-        current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
-        if current is not None:
-            current.remove()
-        # back to the very processor objects of before the block (an earlier handle whose processors a
-        # diffusers call had replaced stays inactive)
-        for name, module in _attention_modules(denoiser).items():
-            if name in snapshot and module.processor is not snapshot[name]:
-                module.set_processor(snapshot[name])
-        if before is not None:
-            before._reattach()
+        for denoiser, before, snapshot in zip(denoisers, befores, snapshots, strict=True):
+            current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
+            if current is not None:
+                current.remove()
+            # back to the very processor objects of before the block (an earlier handle whose processors
+            # a diffusers call had replaced stays inactive)
+            for name, module in _attention_modules(denoiser).items():
+                if name in snapshot and module.processor is not snapshot[name]:
+                    module.set_processor(snapshot[name])
+            if before is not None:
+                before._reattach()
+
+
+def _apply_experts(pipe: Any, experts: dict[str, Any], backbone: str | None, registry: Registry | None,
+                   **settings: Any) -> ExpertsHandle:
+    """``apply`` on the pipeline's ``transformer`` and on each second denoiser, with the adapter detected on
+    the pipeline; nothing stays applied when one of them fails."""
+    adapter = resolve_adapter(pipe, find_denoiser(pipe), backbone, registry)
+    handles: list[Any] = []
+    try:
+        for model in (find_denoiser(pipe), *experts.values()):
+            handles.append(apply(model, backbone=adapter.name, registry=registry, **settings))
+    except Exception:
+        for handle in handles:
+            handle.remove()
+        raise
+    return ExpertsHandle(handles, ["", *(f"{name}." for name in experts)])
 
 
 def cross_attention_modules(denoiser: Any) -> dict[str, Any]:

@@ -23,8 +23,10 @@ How an adapter uses it — data only, in ``AdapterSpec``:
   ``"image_first"`` (``[img|txt]``) and ``text_length``, the name of the denoiser ``forward`` argument whose
   dim 1 is the number of text tokens (``"encoder_hidden_states"``: read by a model-level forward pre-hook,
   so single-stream blocks that only see the concatenated tokens know it too); optional ``call``: ``"all"``
-  (default) or the 0-based index of the SDPA call within one module call that gets PLADIS (e.g. Wan I2V's
-  text call after its image call), the others staying dense; optional ``timestep_scale``: what the
+  (default), the 0-based index of the SDPA call within one module call that gets PLADIS, or ``"text"``: the
+  calls whose keys are as many as the text tokens (read as for ``text_length``, which it needs) — Wan I2V's
+  text call, not its image-branch call, in checkpoints with and without the image branch — the others
+  staying dense; optional ``timestep_scale``: what the
   denoiser's ``timestep`` argument is multiplied by to give the scheduler's timestep, for the step window
   (FLUX and Qwen-Image pipelines pass t / 1000: 1000).
 
@@ -77,7 +79,7 @@ class InterceptConfig:
     kind: str
     token_order: str = "text_first"
     text_length: str | None = None
-    call: int | None = None  # None: every SDPA call of a module call
+    call: int | str | None = None  # None: every SDPA call of a module call; "text": those with text keys
     timestep_scale: float = 1.0
 
 
@@ -103,11 +105,11 @@ def intercept_config(adapter: Any) -> InterceptConfig:
     if order not in TOKEN_ORDERS:
         raise ValueError(f"{where}['token_order'] must be one of {TOKEN_ORDERS}; got {order!r}")
     text_length = raw.get("text_length")
-    if kind == "joint" and not isinstance(text_length, str):
-        raise ValueError(f"{where}['text_length'] must name the denoiser forward argument holding the text tokens")
     call = raw.get("call", "all")
-    if call != "all" and (isinstance(call, bool) or not isinstance(call, int) or call < 0):
-        raise ValueError(f"{where}['call'] must be 'all' or an SDPA call index >= 0; got {call!r}")
+    if (kind == "joint" or call == "text") and not isinstance(text_length, str):
+        raise ValueError(f"{where}['text_length'] must name the denoiser forward argument holding the text tokens")
+    if call not in ("all", "text") and (isinstance(call, bool) or not isinstance(call, int) or call < 0):
+        raise ValueError(f"{where}['call'] must be 'all', 'text' or an SDPA call index >= 0; got {call!r}")
     timestep_scale = raw.get("timestep_scale", 1.0)
     if isinstance(timestep_scale, bool) or not isinstance(timestep_scale, (int, float)) or not timestep_scale > 0:
         raise ValueError(f"{where}['timestep_scale'] must be a positive number; got {timestep_scale!r}")
@@ -234,7 +236,10 @@ class InterceptProcessor:
 
     def _attend(self, query, key, value, attn_mask, call: int) -> torch.Tensor | None:
         """The attention product for one intercepted SDPA call (None: leave it to SDPA)."""
-        if self.config.call is not None and call != self.config.call:
+        if self.config.call == "text":
+            if key.shape[-2] != self.context.text_length:
+                return None
+        elif self.config.call is not None and call != self.config.call:
             return None
         if self.config.kind == "cross":
             return self.attend_cross(query, key, value, attn_mask)

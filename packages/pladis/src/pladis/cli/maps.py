@@ -6,7 +6,7 @@ import argparse
 import inspect
 from typing import Any
 
-from . import _options
+from . import _options, _video
 from ._errors import UsageError
 from ._grid import colour_bar, overlay
 from ._output import Run, stem
@@ -19,6 +19,7 @@ layers after upsampling to a common size) with a processor hook that leaves the 
 Writes NN-<prompt>-maps.png (rows: off / on; columns: the image, one map per token, each token's colour
 scale shared by both rows, and the colour bar: dark 0 to bright = the token's peak), its JSON sidecar,
 and the raw maps as NN-<prompt>-maps.npz.
+On a video pipeline (AnimateDiff) the maps and the image are those of one frame, --frame K (default 0).
 Example: pladis maps "a red circle left of a blue square" --model DIR --tokens circle,square"""
 
 DISPLAY_SIDE = 128
@@ -31,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _options.add_model_options(parser)
     _options.add_sampling_options(parser)
     _options.add_pladis_options(parser)
+    _video.add_video_options(parser, frame=True)
     _options.add_output_options(parser, "outputs/maps")
     parser.add_argument("--tokens", metavar="WORD,…", help="show only these prompt tokens (default: all)")
     parser.add_argument("--max-tokens", type=_options.positive_int, default=8, metavar="N",
@@ -55,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if wanted and tokenizer is not None:
         _check_tokens(tokenizer, prompts, wanted)
     extra, notes = _aligned_keys(pipe, dict(args.call_arg))
+    cond_index, generate_one = (lambda batch: _cond_index(pipe, batch)), session.generate
+    if _video.prepare(session, args):
+        cond_index, generate_one = _video.frame_maps(session, args)
+        notes.append(f"frame {args.frame} of {_video.num_frames(session)}")
+    elif args.frame:
+        raise UsageError(f"--frame: {type(pipe).__name__} makes images, not videos")
     off, on = _options.pladis_settings(args, scale=0.0), _options.pladis_settings(args)
     run_ = Run(args, "maps", 2 * len(prompts))
 
@@ -62,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
         name = stem(index, prompt)
         results = {}
         for variant in ("baseline", "pladis"):
-            store = AttentionMapStore(lambda batch: _cond_index(pipe, batch))
+            store = AttentionMapStore(cond_index)
             handle = session.apply(on)
             install_recorders(handle, store, baseline=variant == "baseline")
             try:
-                image, seconds = session.generate(prompt, args.seed, run_.progress, extra)
+                image, seconds = generate_one(prompt, args.seed, run_.progress, extra)
             finally:
                 handle.remove()
             results[variant] = (image, seconds, store.maps(image.height, image.width), store)
