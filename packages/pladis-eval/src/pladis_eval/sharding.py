@@ -54,14 +54,15 @@ def single_process() -> Shard:
     return Shard(0, 1)
 
 
-def current(cpu: bool = False) -> Shard:
+def current() -> Shard:
     """The shard of this process: Accelerate's when launched by ``accelerate launch`` (or torchrun),
-    else a single process."""
+    else a single process. Without CUDA the processes join over gloo (Accelerate's multi-CPU mode)."""
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return single_process()
+    import torch
     from accelerate import PartialState
 
-    state = PartialState(cpu=cpu)
+    state = PartialState(cpu=not torch.cuda.is_available())
     return Shard(state.process_index, state.num_processes, state)
