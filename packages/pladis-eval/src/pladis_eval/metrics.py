@@ -138,8 +138,19 @@ def _clipscore(model: str | None, device: str) -> Metric:
     transformers = require("transformers", "clipscore")
     multimodal = require("torchmetrics.multimodal", "clipscore", "torchmetrics")
 
+    class CLIPWithTensorFeatures(transformers.CLIPModel):
+        """transformers ≥ 5 returns the projected features as ``.pooler_output`` of an output object;
+        torchmetrics (1.9) expects the tensor itself."""
+
+        def get_image_features(self, *args: Any, **kwargs: Any) -> Any:
+            return _tensor(super().get_image_features(*args, **kwargs))
+
+        def get_text_features(self, *args: Any, **kwargs: Any) -> Any:
+            return _tensor(super().get_text_features(*args, **kwargs))
+
     def load() -> tuple[Any, Any]:  # torchmetrics takes a loader for models outside its list (local folders)
-        return (transformers.CLIPModel.from_pretrained(model_id), transformers.CLIPProcessor.from_pretrained(model_id))
+        return (CLIPWithTensorFeatures.from_pretrained(model_id).eval(),
+                transformers.CLIPProcessor.from_pretrained(model_id))
 
     try:
         metric = multimodal.CLIPScore(model_name_or_path=load).to(device)
@@ -155,6 +166,10 @@ def _clipscore(model: str | None, device: str) -> Metric:
         return out
 
     return Metric("clipscore", score, model_id)
+
+
+def _tensor(features: Any) -> Any:
+    return getattr(features, "pooler_output", features)
 
 
 def _pickscore(model: str | None, device: str) -> Metric:
