@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ._common import add_metric_options
 
-HELP = "score a folder of images: mean ± 95 % CI per setting, paired difference to the baseline"
+HELP = "score a folder of images: mean and 95-percent CI per setting, paired difference to the baseline"
 DESCRIPTION = """Score every image of --images (prompt, seed and settings read from its JSON sidecar) with the
 chosen metrics and print the paper's kind of table: per setting mean ± 95 % CI, and in brackets the paired
 difference (same prompt and seed) to the setting's baseline. Writes evaluation.{md,csv,json,png} (the plot:
