@@ -143,6 +143,7 @@ def test_benchmark_shards_over_two_processes_under_accelerate(tmp_path):
     (["benchmark", "--scale", "2"], "--scale/--alpha do not apply to benchmark"),
     (["benchmark", "--settings", "cfg=x"], "setting 'cfg=x': cfg must be a number"),
     (["benchmark", "--model", "some/model"], "--prompts is required with --model"),
+    (["benchmark", "--backbone", "sdxl-turbo"], "--prompts is required with --model / --backbone"),
     (["benchmark", "--metrics", "nope"], "unknown metric nope"),
     (["evaluate", "--images", "/nonexistent"], "is not a folder"),
     (["evaluate", "--images", ".", "--metrics", "fid"], "no image with a sidecar"),

@@ -53,7 +53,7 @@ def test_settings_parse_label_and_refuse_bad_input():
     assert s == Setting(cfg=5.0, pag=3.0, pladis=2.0) and s.label == "cfg=5,pag=3,pladis=2"
     assert s.baseline() == Setting(cfg=5.0, pag=3.0) and s.slug == "cfg5_pag3_pladis2"
     assert parse_setting("cfg=5,pladis=2,alpha=2").label == "cfg=5,pladis=2,alpha=2"
-    assert parse_setting("").label == "default"
+    assert parse_setting("").label == "default" and parse_setting("default,pladis=2") == Setting(pladis=2.0)
     assert [x.label for x in parse_settings("cfg=5;cfg=5,pladis=2;;cfg=5")] == ["cfg=5", "cfg=5,pladis=2"]
     for text, message in [("cfg=five", "cfg must be a number"), ("lambda=2", "KEY in cfg, pag, seg, pladis, alpha"),
                           ("cfg=-1", "cfg must be a finite number >= 0"), ("alpha=3", r"alpha must be in \[1, 2\]"),

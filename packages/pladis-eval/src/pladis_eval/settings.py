@@ -51,7 +51,7 @@ def parse_setting(text: str) -> Setting:
     """``"cfg=5,pag=3,pladis=2"`` → :class:`Setting` (ValueError naming the bad key or value)."""
     values: dict[str, float] = {}
     for item in (part.strip() for part in text.split(",")):
-        if not item:
+        if not item or item.lower() == "default":  # the model's / preset's own guidance scale
             continue
         key, sep, raw = item.partition("=")
         key = key.strip().lower()

@@ -50,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(default: toy with the embedded model, else required)")
     parser.add_argument("--limit", type=_options.positive_int, metavar="N", help="only the first N prompts")
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, metavar="S1;S2;…",
-                        help=f"rows, each KEY=VALUE,… with keys cfg, pag, seg, pladis (λ), alpha "
+                        help=f"rows, each KEY=VALUE,… with keys cfg, pag, seg, pladis (λ), alpha, or 'default' (the preset's own "
+                             "guidance) "
                              f"(default: {DEFAULT_SETTINGS})")
     parser.add_argument("--seeds", type=seeds_value, default=[0], metavar="0-4", help="seeds (default: 0)")
     parser.add_argument("--negative-prompt", metavar="TEXT", help="negative prompt for every image")
@@ -80,13 +81,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--scale/--alpha do not apply to benchmark: use pladis=L,alpha=A in --settings")
     try:
         settings = parse_settings(args.settings)
-        if args.prompts is None and args.model is not None:
-            raise ValueError("--prompts is required with --model (drawbench, hpd, pickapic, coco or a FILE)")
+        embedded = args.model is None and args.backbone is None  # the toy model
+        if args.prompts is None and not embedded:
+            raise ValueError("--prompts is required with --model / --backbone (drawbench, hpd, pickapic, coco "
+                             "or a FILE)")
         prompts = load_prompts(args.prompts or "toy", args.limit)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.metrics is None:
-        args.metrics = "toy-alignment" if args.model is None else "clipscore,pickscore,imagereward,hps"
+        args.metrics = "toy-alignment" if embedded else "clipscore,pickscore,imagereward,hps"
     shard = sharding.current()
     per_image, set_metrics = build_metrics(args, metric_device(args, shard))  # fail before generating
     jobs = grid_jobs(settings, prompts, args.seeds)
