@@ -177,3 +177,13 @@ def test_benchmark_help_names_the_paper_style_settings():
     assert "cfg=5;cfg=5,pladis=2;cfg=7.5;cfg=10" in text and "--seeds" in text
 
 
+
+
+def test_the_pladis_front_end_has_both_commands_through_the_plugin_hook(capsys):
+    from pladis.cli import main as pladis_main
+
+    assert pladis_main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "evaluate" in text and "benchmark" in text
+    assert pladis_main(["evaluate", "--images", "/nonexistent"]) == 2
+    assert capsys.readouterr().err.strip() == "pladis: error: --images: '/nonexistent' is not a folder"
