@@ -187,3 +187,32 @@ def test_the_pladis_front_end_has_both_commands_through_the_plugin_hook(capsys):
     assert "evaluate" in text and "benchmark" in text
     assert pladis_main(["evaluate", "--images", "/nonexistent"]) == 2
     assert capsys.readouterr().err.strip() == "pladis: error: --images: '/nonexistent' is not a folder"
+
+
+def test_evaluate_with_fid_against_a_reference_folder(tmp_path, monkeypatch):
+    from pladis_eval import metrics
+
+    from pladis.cli import main as pladis_main
+
+    real_build = metrics.build
+
+    class ChannelMeans(__import__("torch").nn.Module):
+        def forward(self, images):
+            return images.double().mean(dim=(2, 3))
+
+    monkeypatch.setattr(metrics, "build", lambda name, **kw: metrics.fid_with_features(ChannelMeans())
+                        if name == "fid" else real_build(name, **kw))
+    for name, scale in (("off", "0"), ("on", "2")):
+        assert pladis_main(["generate", *PROMPTS, "a green square", "--scale", scale, "--steps", "1",
+                            "--out", str(tmp_path / "images" / name), "-q"]) == 0
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for i, colour in enumerate([(10, 20, 30), (200, 100, 50), (90, 90, 200), (30, 160, 60)]):
+        Image.new("RGB", (32, 32), colour).save(reference / f"{i}.png")  # another size: resized to 16 px
+    assert main(["evaluate", "--images", str(tmp_path / "images"), "--metrics", "fid,toy-alignment",
+                 "--reference", str(reference), "-q"]) == 0
+    rows = {r["setting"]: r for r in json.loads((tmp_path / "images" / "evaluation.json").read_text())["rows"]
+            if r["metric"] == "fid"}
+    assert rows["cfg=1"]["mean"] > 0 and rows["cfg=1,pladis=2"]["diff_mean"] == pytest.approx(
+        rows["cfg=1,pladis=2"]["mean"] - rows["cfg=1"]["mean"])
+    assert rows["cfg=1"]["ci95"] is None  # one number per set: no interval

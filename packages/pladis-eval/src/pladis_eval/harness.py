@@ -19,6 +19,9 @@ from .settings import Setting
 from .sharding import Shard, single_process
 from .stats import Estimate, mean_ci, paired_difference
 
+#: Images held in memory at a time while scoring.
+CHUNK = 256
+
 
 @dataclass
 class Cell:
@@ -63,15 +66,15 @@ def score_records(records: Sequence[ImageRecord], metrics: Sequence[Metric],
                   shard: Shard | None = None) -> dict[str, dict[Path, float]]:
     """``{metric: {image path: score}}`` for every record: each process scores its share, then all
     shares are gathered (every process gets the whole dictionary)."""
-    from PIL import Image
-
     shard = shard or single_process()
     mine = shard.take(list(records))
     local: list[tuple[str, str, float]] = []
-    for metric in metrics:
-        images = [Image.open(r.path).convert("RGB") for r in mine]
-        for record, value in zip(mine, metric.score(images, [r.prompt for r in mine]), strict=True):
-            local.append((metric.name, str(record.path), value))
+    for start in range(0, len(mine), CHUNK):  # a chunk of images in memory at a time
+        chunk = mine[start:start + CHUNK]
+        images = LazyImages([r.path for r in chunk])[:]
+        for metric in metrics:
+            for record, value in zip(chunk, metric.score(images, [r.prompt for r in chunk]), strict=True):
+                local.append((metric.name, str(record.path), value))
     scores: dict[str, dict[Path, float]] = {m.name: {} for m in metrics}
     for name, path, value in shard.gather(local):
         scores[name][Path(path)] = value
@@ -83,8 +86,6 @@ def summarise(records: Sequence[ImageRecord], scores: dict[str, dict[Path, float
               baseline: Setting | None = None, order: Sequence[Setting] | None = None,
               models: dict[str, str | None] | None = None) -> Table:
     """The table: per setting (in ``order``, else sorted) each metric's mean ± CI and paired difference."""
-    from PIL import Image
-
     by_setting: dict[Setting, list[ImageRecord]] = {}
     for record in records:
         by_setting.setdefault(record.setting, []).append(record)
@@ -101,8 +102,7 @@ def summarise(records: Sequence[ImageRecord], scores: dict[str, dict[Path, float
     for metric in set_metrics:
         if not reference:
             raise ValueError(f"metric {metric.name!r} needs --reference DIR (real images to compare against)")
-        values = {s: metric.distance([Image.open(r.path).convert("RGB") for r in by_setting[s]], reference)
-                  for s in settings}
+        values = {s: metric.distance(LazyImages([r.path for r in by_setting[s]]), reference) for s in settings}
         for row in rows:
             diff = None if row.baseline is None else Estimate(values[row.setting] - values[row.baseline],
                                                               float("nan"), row.images)
@@ -117,13 +117,29 @@ def _sort_key(setting: Setting) -> tuple:
             setting.alpha, setting.pladis)
 
 
-def read_reference(folder: Path) -> list[Any]:
-    """The images of ``--reference DIR`` (PNG/JPEG, recursively), sorted by path."""
-    from PIL import Image
+class LazyImages(Sequence):
+    """Image files read as RGB PIL images only when indexed (30K images do not fit in memory)."""
 
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: Any) -> Any:
+        from PIL import Image
+
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        with Image.open(self.paths[index]) as image:
+            return image.convert("RGB")
+
+
+def read_reference(folder: Path) -> LazyImages:
+    """The images of ``--reference DIR`` (PNG/JPEG/WebP, recursively), sorted by path, read lazily."""
     if not folder.is_dir():
         raise ValueError(f"--reference: {str(folder)!r} is not a folder")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
     if len(paths) < 2:
         raise ValueError(f"--reference: {str(folder)!r} holds {len(paths)} image(s); FID needs at least 2")
-    return [Image.open(p).convert("RGB") for p in paths]
+    return LazyImages(paths)

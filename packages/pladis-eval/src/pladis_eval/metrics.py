@@ -291,8 +291,9 @@ def _fid(model: str | None, device: str, feature: Any = None) -> SetMetric:
 
     def distance(images: Sequence[Any], reference: Sequence[Any]) -> float:
         metric = image.FrechetInceptionDistance(feature=feature, normalize=False).to(device)
+        like = images[0]  # the reference is resized to the generated images' size
         for start in range(0, len(reference), BATCH):
-            metric.update(to_uint8_tensor(_same_size(reference[start:start + BATCH], images[0])).to(device), real=True)
+            metric.update(to_uint8_tensor(_same_size(reference[start:start + BATCH], like)).to(device), real=True)
         for start in range(0, len(images), BATCH):
             metric.update(to_uint8_tensor(images[start:start + BATCH]).to(device), real=False)
         return float(metric.compute())

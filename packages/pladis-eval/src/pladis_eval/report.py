@@ -73,14 +73,15 @@ def write(table: Table, out: Path, stem: str = "evaluation") -> list[Path]:
     writer.writeheader()
     writer.writerows(rows)
     paths[1].write_text(buffer.getvalue(), encoding="utf-8")
-    paths[2].write_text(json.dumps({"metrics": table.metrics, "models": table.models, "rows": rows},
-                                   indent=2, default=_json_nan) + "\n", encoding="utf-8")
+    finite = [{key: _json_nan(value) for key, value in row.items()} for row in rows]  # NaN → null
+    paths[2].write_text(json.dumps({"metrics": table.metrics, "models": table.models, "rows": finite},
+                                   indent=2, allow_nan=False) + "\n", encoding="utf-8")
     plot(table, paths[3])
     return paths
 
 
 def _json_nan(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else str(value)
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def plot(table: Table, path: Path) -> None:
