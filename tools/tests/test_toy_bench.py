@@ -17,14 +17,20 @@ def test_prompts_are_held_out():
     assert len(prompts) == len(set(prompts)) == 30 and set(prompts) <= held
 
 
-def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
-    results = bench.main(["--smoke", "--model", str(TOY_MODEL), "--threads", "1", "--json", str(tmp_path / "r.json"),
-                          "--table", str(tmp_path / "t.md"), "--plot", str(tmp_path / "p.png")])
-    n_settings = 1 + (len(bench.SCALES) - 1) * len(bench.ALPHAS)
-    assert len(results["cells"]) == len(bench.GUIDANCE) * n_settings
-    assert all(len(c["overall"]) == 2 and all(0 <= v <= 1 for v in c["overall"]) for c in results["cells"])
-    table = (tmp_path / "t.md").read_text()
-    assert "cfg+seg" in table and "lambda=2.5" in table
-    assert json.loads((tmp_path / "r.json").read_text())["seeds"] == 1
-    assert (tmp_path / "p.png").stat().st_size > 1000
-    assert "cfg+pag" in capsys.readouterr().out
+def test_smoke_run_is_a_pladis_benchmark_with_the_toy_alignment_metric(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert bench.main(["--limit", "2", "--seeds", "0", "--steps", "1", "--settings", "cfg=1;cfg=1,pladis=2",
+                       "--out", str(out), "-q"]) == 0
+    rows = json.loads((out / "evaluation.json").read_text())["rows"]
+    assert [(r["setting"], r["metric"], r["images"]) for r in rows] == [
+        ("cfg=1", "toy-alignment", 2), ("cfg=1,pladis=2", "toy-alignment", 2)]
+    assert all(0 <= r["mean"] <= 100 for r in rows) and rows[1]["baseline"] == "cfg=1"
+    assert "| cfg=1,pladis=2 | 2 | cfg=1 |" in capsys.readouterr().out
+    assert (out / "evaluation.png").stat().st_size > 1000
+
+
+def test_default_rows_put_pladis_beside_raised_cfg():
+    from pladis_eval.settings import parse_settings
+
+    labels = [s.label for s in parse_settings(bench.SETTINGS)]
+    assert {"cfg=5", "cfg=5,pladis=2", "cfg=7.5", "cfg=5,pag=3,pladis=2", "cfg=5,seg=3,pladis=2"} <= set(labels)
