@@ -141,3 +141,46 @@ def test_page_runs_off_and_on_and_shows_what_pladis_compare_writes(browser, serv
     assert "invalid" in browser.find_element(By.ID, "alpha").get_attribute("class")
     assert len(engine.jobs) == jobs  # nothing was queued
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result-compare img")) == 2  # the last result stays
+
+
+def test_sweep_and_maps_tabs_show_their_grids(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(server)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true",
+         "the page did not load /api/info")
+    assert not browser.find_element(By.ID, "pag_scale").is_displayed()
+    Select(browser.find_element(By.ID, "guidance")).select_by_value("pag")
+    assert browser.find_element(By.ID, "pag_scale").is_displayed()
+    assert not browser.find_element(By.ID, "seg_scale").is_displayed()
+    Select(browser.find_element(By.ID, "guidance")).select_by_value("cfg")
+    type_into(browser, "prompt", PROMPT)
+    type_into(browser, "steps", "2")
+
+    def grid_in(panel):
+        def shown(driver):
+            images = driver.find_elements(By.CSS_SELECTOR, f"#result-{panel} img.grid")
+            ok = images and driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0",
+                                                  images[0])
+            return images[0] if ok else False
+        return shown
+
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="sweep"]').click()
+    assert not browser.find_element(By.ID, "scale").is_displayed()  # λ values replace λ here
+    type_into(browser, "scales", "0,2")
+    browser.find_element(By.ID, "run-sweep").click()
+    grid = wait(browser, grid_in("sweep"), "the sweep grid did not appear")
+    assert "cells\n4" in browser.find_element(By.ID, "result-sweep").text
+    assert grid.get_attribute("naturalWidth") and int(grid.get_attribute("naturalWidth")) > 2 * 192
+
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="maps"]').click()
+    type_into(browser, "tokens", "circle,square")
+    browser.find_element(By.ID, "run-maps").click()
+    wait(browser, grid_in("maps"), "the attention-map grid did not appear")
+    text = browser.find_element(By.ID, "result-maps").text
+    assert "circle" in text and "square" in text and "token's peak" in text
+    bar = browser.find_element(By.CSS_SELECTOR, "#result-maps .colorbar")
+    assert "linear-gradient" in bar.value_of_css_property("background-image")
+    assert [a.get_attribute("download").rsplit("-", 1)[-1] for a in
+            browser.find_elements(By.CSS_SELECTOR, "#result-maps a[download]")] == ["maps.json", "maps.npz"]
