@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,14 +148,29 @@ def test_cuda_provider_absent_is_one_line(export, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("argv", [["generate", "x", "--onnx", "somewhere"], ["export-onnx", "--out", "o"]])
-def test_missing_pladis_onnx_names_the_extra(tmp_path, monkeypatch, capsys, argv):
+def test_without_pladis_onnx_its_command_and_option_name_the_extra(tmp_path, monkeypatch, capsys, argv):
+    """pladis-onnx absent (no plugin registers them): the core has no export-onnx and no --onnx, and a
+    usage error says what to install."""
+    from pladis.cli import _commands
+    from pladis_registry import make_plugin_manager
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, "pladis_onnx", None)  # `import pladis_onnx` raises ImportError
-    monkeypatch.setitem(sys.modules, "pladis_onnx.export", None)
+    monkeypatch.setattr(_commands, "plugin_manager", lambda: make_plugin_manager(autoload=False, plugins=[_commands]))
     (tmp_path / "somewhere").mkdir()
     code, _, errors = _run(capsys, *argv)
-    assert code == 1 and len(errors) == 1 and INSTALL in errors[0], errors
+    assert code == 2 and len(errors) == 1 and INSTALL in errors[0], errors
     assert not (tmp_path / "o").exists()
+
+
+def test_the_core_cli_never_imports_pladis_onnx():
+    """pladis-onnx depends on pladis, not the other way round: its CLI parts come through the plugin hooks."""
+    import re
+    from pathlib import Path
+
+    import pladis
+
+    sources = Path(pladis.__file__).parent.rglob("*.py")
+    assert not [str(p) for p in sources if re.search(r"^\s*(import|from) pladis_onnx", p.read_text(), re.M)]
 
 
 def test_fp16_export_runs_on_the_cpu_provider(model, tmp_path, monkeypatch, capsys):

@@ -38,6 +38,20 @@ A plugin that fails to import or raises inside its hook is logged and skipped; i
 host. ``PLADIS_DISABLE_PLUGIN_AUTOLOAD=1`` disables entry-point loading (plugins can still be passed
 explicitly to :func:`pladis_registry.make_plugin_manager`), and ``PLADIS_PLUGINS=name,name`` loads
 only the named entry points.
+
+CLI plugins
+-----------
+A plugin can also add ``pladis`` sub-commands (:func:`pladis_register_commands`) and options of
+``pladis generate`` (:func:`pladis_register_generate_options`); the built-in commands and
+``pladis-onnx``'s ``export-onnx`` / ``generate --onnx`` are registered exactly so. A plugin that only adds
+commands declares its module in the entry-point group ``pladis.plugins`` (the registry loads that group as
+well as ``pladis.adapters``)::
+
+    [project.entry-points."pladis.plugins"]
+    mytool = "my_package.plugin"
+
+Command modules are imported only when needed (``pladis --help`` imports each one for its ``HELP``; a
+command line imports the one it runs), so they must be light: heavy imports go inside ``run``.
 """
 
 from __future__ import annotations
@@ -62,4 +76,32 @@ def pladis_register_adapters(register: Callable[[AdapterSpec], None]) -> None:
 
     :param register: collects one :class:`pladis_registry.AdapterSpec`; a name registered twice is
         an error reported against the second plugin.
+    """
+
+
+@hookspec
+def pladis_register_commands(register: Callable[[str, str], None]) -> None:
+    """Register ``pladis`` sub-commands by calling ``register(name, module)`` once per command.
+
+    ``module`` is the dotted path of a light module (no torch/diffusers import at module level) with:
+
+    * ``HELP: str`` -- the one-line summary ``pladis --help`` lists;
+    * ``add_parser(subparsers)`` -- calls ``subparsers.add_parser(name, ...)``, adds its options and
+      ``set_defaults(run=run)``, where ``run(args) -> int`` does the work (heavy imports inside it).
+
+    :param register: collects one command; a name already taken (by a built-in command or an earlier
+        plugin) is an error reported against the second plugin, whose commands are then all skipped.
+    """
+
+
+@hookspec
+def pladis_register_generate_options(register: Callable[[str], None]) -> None:
+    """Register options of ``pladis generate`` by calling ``register(module)`` with the dotted path of a
+    light module that has:
+
+    * ``add_options(parser)`` -- adds the options to the ``generate`` parser;
+    * ``run(args, prompts) -> int | None`` -- called before the PyTorch path with the parsed arguments
+      and the prompts: returns the exit status when the module's options took over the command (e.g.
+      ``--onnx DIR``), or ``None`` to let ``generate`` go on (it may raise a usage error first, e.g. for
+      an option that needs another one).
     """

@@ -5,9 +5,15 @@
     image = OnnxPipeline.from_dir("out/")("a red circle", scale=2.0, seed=0).images[0]
 """
 
-from .export import MIN_OPSET, export_denoiser, export_pipeline
-from .export_attention import entmax_fixed, pladis_attention_export
-from .pipeline import OnnxPipeline, OnnxPipelineOutput, resolve_providers
+import importlib
+from typing import Any
+
+#: Public name → submodule; imported on first access, so that the CLI plugin (pladis_onnx.cli) stays light.
+_EXPORTS = {
+    "MIN_OPSET": "export", "export_denoiser": "export", "export_pipeline": "export",
+    "entmax_fixed": "export_attention", "pladis_attention_export": "export_attention",
+    "OnnxPipeline": "pipeline", "OnnxPipelineOutput": "pipeline", "resolve_providers": "pipeline",
+}
 
 __all__ = [
     "MIN_OPSET",
@@ -20,3 +26,11 @@ __all__ = [
     "resolve_providers",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,11 +8,21 @@ Eq. 15 of the paper: At_PLADIS = At_dense + λ · (At_α-entmax − At_dense), d
     handle.remove()                      # or pladis.remove(pipe), or `with pladis.enabled(pipe): ...`
 """
 
-from .adapters import AdapterSummary, list_adapters
-from .alpha_entmax import entmax, entmax15, entmax_threshold, sparsemax
-from .apply import PLADISHandle, apply, enabled, remove
-from .attention import pladis_attention
-from .processor import PLADISAttnProcessor
+import importlib
+import sys
+import types
+from typing import Any
+
+#: Public name → submodule, imported on first access (``import pladis.cli`` for ``pladis --help`` stays
+#: free of torch).
+_EXPORTS = {
+    "AdapterSummary": "adapters", "list_adapters": "adapters",
+    "entmax": "alpha_entmax", "entmax15": "alpha_entmax", "entmax_threshold": "alpha_entmax",
+    "sparsemax": "alpha_entmax",
+    "PLADISHandle": "apply", "apply": "apply", "enabled": "apply", "remove": "apply",
+    "pladis_attention": "attention",
+    "PLADISAttnProcessor": "processor",
+}
 
 __all__ = [
     "AdapterSummary",
@@ -29,3 +39,28 @@ __all__ = [
     "sparsemax",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """``pladis.apply`` is the function: importing the submodule ``pladis.apply`` (which sets the
+    package attribute to the module) binds the function of that module instead."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "apply" and isinstance(value, types.ModuleType):
+            value = value.apply
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

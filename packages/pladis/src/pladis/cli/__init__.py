@@ -9,7 +9,8 @@
 
 Every command loads the model once (``--model`` hub id or folder; omitted: the embedded default of
 :mod:`pladis.cli._defaults`), writes PNGs with JSON sidecars to ``--out`` and shows progress bars.
-``export-onnx`` and ``generate --onnx`` need the optional ``pladis-onnx`` (``pip install "pladis[onnx]"``).
+``export-onnx`` and ``generate --onnx`` come with the optional ``pladis-onnx`` (``pip install "pladis[onnx]"``),
+which registers them through the plugin hooks, as any plugin adds commands (:mod:`pladis.cli._commands`).
 Exit status: 0 success, 2 usage or input error, 1 runtime error; errors print one line,
 ``pladis: error: <message>`` (``PLADIS_DEBUG=1`` shows the traceback instead).
 """
@@ -21,46 +22,66 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import compare, export_onnx, generate, maps, plugins, sweep
+from . import _commands
 from ._errors import EXIT_RUNTIME, EXIT_USAGE, CLIError, one_line
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (generate, compare, sweep, maps, plugins, export_onnx)
 PROG = "pladis"
 EPILOG = """exit status: 0 success, 2 usage or input error, 1 runtime error (PLADIS_DEBUG=1 shows tracebacks).
 Paper: Kim & Sim, PLADIS (arXiv:2503.07677), Eq. 15: At = At_dense + λ·(At_α-entmax − At_dense)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``pladis`` argument parser, one sub-command per module of :data:`COMMANDS`."""
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, ``pladis: error: <message> (…--help)``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        _fail(f"{message}{_commands.install_hint(message)} (see `{self.prog} --help`)", EXIT_USAGE)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``pladis`` argument parser, one sub-command per registered command module.
+
+    With ``argv`` naming a registered command, only that command's module is imported (the others get
+    bare entries, named in usage errors); otherwise every module is, for ``pladis --help``."""
     from importlib import metadata
 
     try:
         version = metadata.version("pladis")
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         version = "unknown"
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog=PROG, description="PLADIS: sparse cross-attention for text-to-image diffusion at inference time.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(subparsers)
+    commands = _commands.commands()
+    chosen = next((a for a in argv or () if not a.startswith("-")), None)
+    for name, info in commands.items():
+        if chosen in commands and name != chosen:
+            subparsers.add_parser(name)
+        else:
+            _commands.add_command(subparsers, info)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors (argparse printed them)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     args.argv = argv
     try:
+        if getattr(args, "quiet", False):  # -q: no third-party warnings or loading bars either
+            from ._session import quiet_libraries
+
+            with quiet_libraries(True):
+                return int(args.run(args) or 0)
         return int(args.run(args) or 0)
     except CLIError as error:
         return _fail(error.message, error.code)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._checks import TEMPERATURE_RANGE
 from ._errors import UsageError
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -47,6 +46,8 @@ def alpha_value(text: str) -> float:
 
 
 def temperature_value(text: str) -> float:
+    from .._checks import TEMPERATURE_RANGE  # imports torch: only once a temperature is given
+
     value, (low, high) = _number(text), TEMPERATURE_RANGE
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"temperature must be in [{low:g}, {high:g}]; got {text}")
@@ -91,13 +92,26 @@ def side(text: str) -> int:
     return value
 
 
+#: torch.Generator.manual_seed takes seeds of 64 bits.
+MAX_SEED = 2**64 - 1
+#: An upper bound of --steps (schedulers also bound it by their training timesteps, see the session).
+MAX_STEPS = 10_000
+
+
 def seed_value(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seeds are >= 0; got {text}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seeds are in [0, 2**64 - 1]; got {text}")
+    return value
+
+
+def steps_value(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"must be in [1, {MAX_STEPS}]; got {text}")
     return value
 
 
@@ -105,9 +119,9 @@ def number_list(item_type: Any) -> Any:
     """A type for comma-separated lists ("0,1,2.5") whose items are checked by ``item_type``."""
 
     def parse(text: str) -> list[float]:
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list of numbers")
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or "" in items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of numbers like 0,1,2; got {text!r}")
         values = [item_type(item) for item in items]
         return list(dict.fromkeys(values))  # unique, in order
 
@@ -150,7 +164,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="ID_OR_DIR",
                        help="hub id or local diffusers pipeline folder (default: the project's trained 16 px "
-                            "SD1.5-architecture toy model, models/toy)")
+                            "SD1.5-architecture toy model shipped with pladis)")
     group.add_argument("--backbone", metavar="NAME",
                        help="adapter to use (default: detected from model_index.json); see `pladis plugins`")
     group.add_argument("--preset", metavar="NAME",
@@ -165,7 +179,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampling (override the preset)")
-    group.add_argument("--steps", type=positive_int, metavar="N", help="number of denoising steps")
+    group.add_argument("--steps", type=steps_value, metavar="N", help="number of denoising steps")
     group.add_argument("--guidance-scale", type=non_negative_float, metavar="W", help="CFG scale")
     group.add_argument("--pag-scale", type=non_negative_float, default=0.0, metavar="S",
                        help="perturbed-attention guidance scale (loads the PAG pipeline; 0 = off)")
@@ -238,8 +252,19 @@ class PladisSettings:
         return self.scale != 0.0
 
     def label(self) -> str:
-        """A caption (ASCII: Pillow's default font has no Greek letters)."""
-        return "PLADIS off" if not self.enabled else f"PLADIS lambda={self.scale:g} alpha={self.alpha:g}"
+        """A caption (ASCII: Pillow's default font has no Greek letters), with the temperature, layers and
+        window where they are not the defaults."""
+        if not self.enabled:
+            return "PLADIS off"
+        parts = [f"PLADIS lambda={self.scale:g} alpha={self.alpha:g}"]
+        if self.temperature != DEFAULT_TEMPERATURE:
+            parts.append(f"T={self.temperature:g}")
+        if self.layers != "all":
+            layers = self.layers if isinstance(self.layers, str) else ",".join(str(x) for x in self.layers)
+            parts.append(f"layers={layers}")
+        if (self.start, self.end) != (0.0, 1.0):
+            parts.append(f"window={self.start:g}-{self.end:g}")
+        return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "scale": self.scale, "alpha": self.alpha, "temperature": self.temperature,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import _onnx, _options
+from . import _commands, _options
 from ._output import Run, stem
 from ._session import load_session
 
@@ -23,18 +23,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _options.add_model_options(parser)
     _options.add_sampling_options(parser)
     _options.add_pladis_options(parser)
-    _onnx.add_options(parser)
+    _commands.add_generate_options(parser)  # plugins' options, e.g. pladis-onnx's --onnx
     _options.add_output_options(parser, "outputs/generate")
-    # unset λ/α/T stay None until run(): --onnx tells values given on the command line from defaults
+    # unset λ/α/T stay None until run(): option plugins (--onnx) tell values given from defaults
     parser.set_defaults(run=run, scale=None, alpha=None, temperature=None)
 
 
 def run(args: argparse.Namespace) -> int:
     prompts = _options.read_prompts(args)
     _options.check_window(args)
-    if args.onnx is not None:
-        return _onnx.generate(args, prompts)
-    _onnx.check_unused(args)
+    status = _commands.run_generate_options(args, prompts)
+    if status is not None:
+        return status
     _options.fill_pladis_defaults(args)
     session = load_session(args)
     settings = _options.pladis_settings(args)

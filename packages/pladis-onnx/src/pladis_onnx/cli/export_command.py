@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import _onnx, _options
-from ._defaults import EMBEDDED_DEFAULT
-from ._errors import CLIError, UsageError, one_line
-from ._loading import check_embedded_options, check_fit, check_preset, detect, load, registry_get
-from ._output import versions
+from pladis.cli import _options
+from pladis.cli._defaults import EMBEDDED_DEFAULT
+from pladis.cli._errors import CLIError, UsageError, one_line
+from pladis.cli._loading import check_embedded_options, check_fit, check_preset, detect, load, registry_get
+from pladis.cli._output import versions
+
+from . import generate_option as _onnx
 
 HELP = "export a pipeline to ONNX (PLADIS in the denoiser, λ a graph input)"
 DESCRIPTION = f"""Export a text-to-image pipeline to ONNX for ONNX Runtime, with PLADIS (Eq. 15) in every
@@ -33,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="ID_OR_DIR",
                        help="hub id or local diffusers pipeline folder (default: the project's trained 16 px "
-                            "SD1.5-architecture toy model, models/toy)")
+                            "SD1.5-architecture toy model shipped with pladis)")
     group.add_argument("--backbone", metavar="NAME",
                        help="adapter to use (default: detected from model_index.json); see `pladis plugins`")
     group.add_argument("--preset", metavar="NAME",

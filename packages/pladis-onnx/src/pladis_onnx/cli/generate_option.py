@@ -1,5 +1,6 @@
 """``pladis generate --onnx DIR``: the same prompts, outputs and sidecars as the PyTorch path, with the
-networks of a ``pladis export-onnx`` folder running in ONNX Runtime (the optional ``pladis-onnx``)."""
+networks of a ``pladis export-onnx`` folder running in ONNX Runtime. Registered as options of
+``generate`` through the ``pladis_register_generate_options`` hook (:mod:`pladis_onnx.cli`)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import _options
-from ._defaults import with_call_defaults
-from ._errors import CLIError, UsageError, one_line
-from ._output import Run, stem
+from pladis.cli import _options
+from pladis.cli._defaults import with_call_defaults
+from pladis.cli._errors import CLIError, UsageError, one_line
+from pladis.cli._output import Run, stem
 
 INSTALL_HINT = 'pip install "pladis[onnx]"'
+#: pladis_onnx.export.METADATA_FILE, spelt out so that the CLI plugin does not import the exporter.
+METADATA_FILE = "pladis_onnx.json"
 PROVIDERS = ("auto", "cpu", "cuda")
 #: Record the CLI adds to the export's ``pladis_onnx.json`` (source model, adapter, call defaults, …).
 CLI_KEY = "cli"
@@ -46,6 +49,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                             "(λ is a graph input; α and the temperature are fixed at export)")
     group.add_argument("--provider", choices=PROVIDERS,
                        help="ONNX Runtime execution provider with --onnx (default: auto = CUDA when available)")
+
+
+def run(args: argparse.Namespace, prompts: list[str]) -> int | None:
+    """The ``generate`` hook: run ``--onnx DIR`` here; without it, let the PyTorch path go on."""
+    if args.onnx is not None:
+        return generate(args, prompts)
+    check_unused(args)
+    return None
 
 
 def check_unused(args: argparse.Namespace) -> None:
@@ -128,6 +139,8 @@ def open_session(args: argparse.Namespace, pladis_onnx: Any) -> OnnxSession:
     directory, requested = args.onnx, args.provider or "auto"
     if not directory.is_dir():
         raise UsageError(f"--onnx folder {str(directory)!r} does not exist (write one with pladis export-onnx)")
+    if not (directory / METADATA_FILE).is_file():
+        raise UsageError(f"--onnx {str(directory)!r} is not a pladis export-onnx folder: it has no {METADATA_FILE}")
     start = time.perf_counter()
     try:
         pipe = pladis_onnx.OnnxPipeline.from_dir(directory, provider=requested)
