@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -47,3 +48,45 @@ def test_bad_port_is_a_usage_error(port, capsys):
         parse("--port", port)
     assert caught.value.code == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_pladis_ui_says_where_it_listens_serves_and_stops_on_ctrl_c(tmp_path):
+    import json
+    import os
+    import re
+    import signal
+    import threading
+    import urllib.request
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "pladis", "ui", "--port", "0", "--out", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    killer = threading.Timer(180, process.kill)
+    killer.start()
+    try:
+        lines = []
+        while not any("serving" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, f"pladis ui ended before serving: {process.stderr.read()}"
+            lines.append(line)
+        served = re.search(r"serving (http://127\.0\.0\.1:(\d+)/) — bound to 127\.0\.0\.1, reachable from this "
+                           r"machine only", lines[-1])
+        assert served, lines
+        assert lines[0].startswith("pladis ui: model embedded:toy · backbone sd15")
+        with urllib.request.urlopen(served.group(1) + "api/info", timeout=30) as response:
+            assert json.loads(response.read())["model"]["source"] == "embedded:toy"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        killer.cancel()
+        if process.poll() is None:
+            process.kill()
+
+
+def test_the_pladis_cli_lists_and_parses_ui_through_the_plugin_hook(capsys):
+    from pladis.cli import main
+
+    assert main(["--help"]) == 0
+    assert re.search(r"^\s+ui\s+" + re.escape(command.HELP), capsys.readouterr().out, flags=re.MULTILINE)
+    assert main(["ui", "--port", "http"]) == 2
+    assert "argument --port: 'http' is not an integer port" in capsys.readouterr().err
