@@ -200,3 +200,11 @@ def test_a_preset_asked_for_on_the_toy_export_keeps_its_own_settings(tmp_path, m
     assert _run(capsys, "export-onnx", "--preset", "fast", "--out", "toyfast", "-q")[0] == 0
     assert _run(capsys, "generate", "x", "--onnx", "toyfast", "--out", "fast2")[0] == 0
     assert _sidecar(tmp_path / "fast2" / "00-x.png")["sampling"]["guidance_scale"] == 7.5
+
+
+def test_onnx_on_a_folder_that_is_not_an_export_is_a_usage_error(model, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, errors = _run(capsys, "generate", "x", "--onnx", model, "--out", "o")
+    assert code == 2 and len(errors) == 1
+    assert "is not a pladis export-onnx folder: it has no pladis_onnx.json" in errors[0]
+    assert not (tmp_path / "o").exists()

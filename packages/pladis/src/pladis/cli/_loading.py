@@ -87,9 +87,10 @@ def _pipeline_class_name(model: str) -> str:
         try:
             return str(json.loads(index.read_text(encoding="utf-8"))["_class_name"])
         except FileNotFoundError:
-            raise CLIError(f"{model!r} is not a diffusers pipeline folder: it has no model_index.json") from None
+            raise UsageError(f"{model!r} is not a diffusers pipeline folder: it has no model_index.json") from None
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CLIError(f"cannot read the pipeline class from {str(index)!r}: {one_line(error)}") from None
+            raise UsageError(f"cannot read the pipeline class from {str(index)!r} (is it a diffusers "
+                             f"model_index.json?): {one_line(error)}") from None
     if path.exists():
         raise UsageError(f"--model must be a pipeline folder or a hub id; {model!r} is a file")
     if not HUB_ID.fullmatch(model):
@@ -130,20 +131,83 @@ def _load(spec: Any, model: str | None, *, dtype: Any, pag: bool, variant: str |
 
     if model is not None and not Path(model).expanduser().exists() and not HUB_ID.fullmatch(model):
         raise UsageError(f"model folder {model!r} does not exist (and it is not a hub id like 'org/name')")
+    if model is not None and Path(model).expanduser().is_dir():
+        check_weights(Path(model).expanduser())
     try:
         if spec.load is not None:
-            return spec.load(model, variant=variant, torch_dtype=dtype, pag=pag, **extra)
+            # diffusers' keyword is `dtype` (`torch_dtype` is deprecated); a loader without it gets the old one
+            key = "dtype" if _takes(spec.load, "dtype") or _takes_kwargs(spec.load) else "torch_dtype"
+            return spec.load(model, variant=variant, pag=pag, **{key: dtype}, **extra)
         if model is None:
             raise UsageError(f"backbone {spec.name!r} has no default model; pass --model")
         if pag:
-            return diffusers.AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype, variant=variant,
+            return diffusers.AutoPipelineForText2Image.from_pretrained(model, dtype=dtype, variant=variant,
                                                                        enable_pag=True, **extra)
-        return diffusers.DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, variant=variant, **extra)
+        return diffusers.DiffusionPipeline.from_pretrained(model, dtype=dtype, variant=variant, **extra)
     except CLIError:
         raise
     except Exception as error:
-        raise CLIError(f"cannot load {model or spec.name!r} with backbone {spec.name!r}: "
-                       f"{one_line(error)}") from None
+        message = one_line(str(error).replace(_HUB_NOISE, "").rstrip(" ."))
+        if model is None:
+            default = spec.extra.get("default_model", "its default model")
+            raise CLIError(f"--backbone {spec.name} without --model loads {default} from the Hugging Face hub, "
+                           f"which failed ({message}); pass --model ID_OR_DIR, or drop --backbone to use the "
+                           f"embedded toy model (the default)") from None
+        raise CLIError(f"cannot load {model!r} with backbone {spec.name!r}: {message}") from None
+
+
+#: The tail of huggingface_hub's offline / not-found errors, which the one-line message has no trace for.
+_HUB_NOISE = "Check out the root cause in the stacktrace above."
+_WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+#: Components that hold no weights (tokenizers, schedulers, image processors).
+_NO_WEIGHTS = re.compile(r"(Scheduler|Tokenizer|TokenizerFast|Processor|FeatureExtractor)$")
+
+
+def check_weights(folder: Path) -> None:
+    """Every model component listed in ``folder``'s model_index.json has a weights file, and every
+    ``.safetensors`` file there is whole (its header's tensors fit in the file): else a usage error
+    naming the file."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # reported by the loader
+    for name, value in index.items() if isinstance(index, dict) else ():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or value[1] is None:
+            continue
+        sub = folder / name
+        if _NO_WEIGHTS.search(str(value[1])) or not (sub / "config.json").is_file():
+            continue
+        files = [path for pattern in _WEIGHTS for path in sorted(sub.glob(pattern))]
+        if not files:
+            raise UsageError(f"{str(sub)!r} has no weights file ({value[1]} needs e.g. "
+                             f"diffusion_pytorch_model.safetensors or model.safetensors)")
+        for path in files:
+            if path.suffix == ".safetensors":
+                _check_safetensors(path)
+
+
+def _check_safetensors(path: Path) -> None:
+    """A usage error naming ``path`` when it is not a whole safetensors file (truncated or damaged)."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if not 2 <= length <= size - 8:
+                raise ValueError("bad header length")
+            header = json.loads(file.read(length))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        raise UsageError(f"weights file {str(path)!r} is damaged (not a safetensors file)") from None
+    if 8 + length + end != size:
+        raise UsageError(f"weights file {str(path)!r} is truncated or damaged ({size} bytes; its header "
+                         f"describes {8 + length + end})")
+
+
+def _takes_kwargs(function: Any) -> bool:
+    try:
+        return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
 
 
 def to_seg(pipe: Any, layers: str) -> Any:

@@ -54,6 +54,7 @@ class Run:
         self.out: Path = args.out
         self.started = time.perf_counter()
         self.written: list[Path] = []
+        self._noted: set[str] = set()  # prompts whose truncation was reported
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -64,6 +65,13 @@ class Run:
         """The JSON record of one output image: command, settings, model, versions, timings."""
         record: dict[str, Any] = {"command": self.command, "argv": list(getattr(self.args, "argv", []))}
         record.update(fields)
+        if "prompt" in fields and hasattr(session, "prompt_truncation"):
+            record["prompt_truncated"] = cut = session.prompt_truncation(fields["prompt"])
+            if cut and fields["prompt"] not in self._noted and not self.args.quiet:
+                self._noted.add(fields["prompt"])
+                print(f"pladis: note: the prompt {one_line(fields['prompt'], 60)!r} is {cut['tokens']} tokens; "
+                      f"the {cut['tokenizer']} keeps the first {cut['limit']} (recorded in the sidecar)",
+                      file=sys.stderr)
         record.update(session.describe())
         record["versions"] = versions()
         timings = dict(record.pop("timings", {}))

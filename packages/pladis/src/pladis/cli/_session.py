@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import inspect
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._defaults import EMBEDDED_DEFAULT, with_call_defaults
@@ -79,6 +81,24 @@ class Session:
             progress.advance()
         return image, seconds
 
+    def prompt_truncation(self, prompt: str) -> dict[str, Any] | None:
+        """How the pipeline's tokenizer(s) cut ``prompt`` (tokens, limit, tokenizer), or None when whole."""
+        for name in ("tokenizer", "tokenizer_2"):
+            tokenizer = getattr(self.pipe, name, None)
+            if tokenizer is None or not callable(tokenizer):
+                continue
+            limit = self.call_kwargs.get("max_sequence_length") if name == "tokenizer" else None
+            limit = limit or getattr(tokenizer, "model_max_length", None)
+            if not isinstance(limit, int) or limit > 100_000:  # "no limit" sentinels
+                continue
+            try:
+                tokens = len(tokenizer(prompt, truncation=False).input_ids)
+            except Exception:  # a tokenizer without the plain call: nothing to report
+                continue
+            if tokens > limit:
+                return {"tokens": tokens, "limit": limit, "tokenizer": name}
+        return None
+
     @property
     def steps(self) -> int | None:
         timesteps = self.call_kwargs.get("timesteps")
@@ -123,11 +143,36 @@ def load_session(args: argparse.Namespace) -> Session:
         raise UsageError("--seg-layers and --seg-blur-sigma set up SEG: they need --seg-scale")
     if args.model is None and args.backbone is None:
         check_embedded_options(args)
+    if getattr(args, "out", None) is not None:
+        check_out(args.out)
     pag = bool(args.pag_scale)
     registry = pladis.adapters.default_registry()
     info = registry_get(registry, args.backbone) if args.backbone else None
 
     start = time.perf_counter()
+    pipe, info, source, embedded = _load_pipe(args, registry, info, dtype=dtype, pag=pag, device=device)
+    load_s = time.perf_counter() - start
+    check_call_args(type(pipe), args.call_arg)
+
+    preset_name = args.preset or getattr(pipe, "_pladis_preset", None) or info.spec.default_preset
+    call_kwargs = info.spec.preset(preset_name).configure(pipe) if preset_name else {}
+    if embedded:
+        call_kwargs = with_call_defaults(call_kwargs, EMBEDDED_DEFAULT.call_defaults, bool(args.preset))
+        if not args.preset:  # the toy's own defaults replaced the preset's steps and CFG: no preset ran
+            preset_name = None
+    check_steps(pipe, args.steps)  # against the preset's scheduler
+    if args.steps is not None:
+        call_kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
+    guidance = _guidance(args)
+    call_kwargs.update(_overrides(args), **{k: v for k, v in guidance.items() if k != "seg_layers"})
+    return Session(pipe=pipe, spec=info.spec, source=source, embedded=embedded, device=device,
+                   dtype=dtype_name, preset=preset_name, call_kwargs=call_kwargs, guidance=guidance,
+                   load_s=load_s, adapter={"distribution": info.distribution, "version": info.version})
+
+
+def _load_pipe(args: argparse.Namespace, registry: Any, info: Any, *, dtype: Any, pag: bool,
+               device: str) -> tuple[Any, Any, str, bool]:
+    """The pipeline on ``device`` (SEG's when asked), its adapter, source name and embedded flag."""
     embedded = args.model is None and info is None
     if embedded:
         info = registry_get(registry, EMBEDDED_DEFAULT.backbone)
@@ -149,23 +194,80 @@ def load_session(args: argparse.Namespace) -> Session:
             pipe = to_seg(pipe, args.seg_layers or SEG_LAYERS)
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    load_s = time.perf_counter() - start
-    accepted = _call_parameters(type(pipe))
-    for key, _ in args.call_arg:  # a pipeline's **kwargs would swallow a misspelt name
-        if key not in accepted:
-            raise UsageError(f"--call-arg {key}: {type(pipe).__name__} takes no argument {key!r}")
+    return pipe, info, source, embedded
 
-    preset_name = args.preset or getattr(pipe, "_pladis_preset", None) or info.spec.default_preset
-    call_kwargs = info.spec.preset(preset_name).configure(pipe) if preset_name else {}
-    if embedded:
-        call_kwargs = with_call_defaults(call_kwargs, EMBEDDED_DEFAULT.call_defaults, bool(args.preset))
-    if args.steps is not None:
-        call_kwargs.pop("timesteps", None)  # --steps overrides a preset's explicit timesteps
-    guidance = _guidance(args)
-    call_kwargs.update(_overrides(args), **{k: v for k, v in guidance.items() if k != "seg_layers"})
-    return Session(pipe=pipe, spec=info.spec, source=source, embedded=embedded, device=device,
-                   dtype=dtype_name, preset=preset_name, call_kwargs=call_kwargs, guidance=guidance,
-                   load_s=load_s, adapter={"distribution": info.distribution, "version": info.version})
+
+def check_out(out: Path) -> None:
+    """``--out`` can be created and written, checked before loading (nothing is created here)."""
+    path = out.expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file, not a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--out {str(out)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {str(out)!r}: cannot write in {str(existing)!r} (permission denied)")
+
+
+def check_call_args(cls: type, call_args: list[tuple[str, Any]]) -> None:
+    """``--call-arg KEY=VALUE``: KEY a parameter of the pipeline's ``__call__`` (its ``**kwargs`` would
+    swallow a misspelt name), VALUE of the type of that parameter's default (a number for ``eta``)."""
+    defaults = _call_defaults(cls)
+    for key, value in call_args:
+        if key not in defaults:
+            raise UsageError(f"--call-arg {key}: {cls.__name__} takes no argument {key!r}")
+        default = defaults[key]
+        if default is None or default is inspect.Parameter.empty or value is None:
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise UsageError(f"--call-arg {key}={json.dumps(value)}: {cls.__name__} expects {kind} for {key!r} "
+                             f"(default {default!r})")
+
+
+def check_steps(pipe: Any, steps: int | None) -> None:
+    """``--steps`` at most the scheduler's training timesteps (diffusers refuses more)."""
+    limit = getattr(getattr(pipe.scheduler, "config", None), "num_train_timesteps", None)
+    if steps is not None and isinstance(limit, int) and steps > limit:
+        raise UsageError(f"--steps {steps}: {type(pipe.scheduler).__name__} has {limit} training timesteps; "
+                         f"use --steps in [1, {limit}]")
+
+
+@contextlib.contextmanager
+def quiet_libraries(quiet: bool) -> Iterator[None]:
+    """With ``-q``: no warnings and no loading bars of diffusers, transformers or Python for the duration."""
+    if not quiet:
+        yield
+        return
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - transformers is optional for some backbones
+        transformers_logging = None
+    levels = [(diffusers_logging, diffusers_logging.get_verbosity())]
+    if transformers_logging is not None:
+        levels.append((transformers_logging, transformers_logging.get_verbosity()))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for library, _ in levels:
+                library.set_verbosity_error()
+                library.disable_progress_bar()
+            yield
+    finally:
+        for library, level in levels:
+            library.set_verbosity(level)
+            library.enable_progress_bar()
 
 
 @contextlib.contextmanager
@@ -208,16 +310,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _call_parameters(cls: type) -> set[str]:
     """Named parameters of ``cls.__call__`` and, where one passes ``**kwargs`` on (SEG's to PAG's), of
     the ``__call__`` of the classes it derives from."""
-    names: set[str] = set()
+    return set(_call_defaults(cls))
+
+
+def _call_defaults(cls: type) -> dict[str, Any]:
+    """:func:`_call_parameters` with each parameter's default (``inspect.Parameter.empty`` if none)."""
+    found: dict[str, Any] = {}
     for klass in cls.__mro__:
         call = klass.__dict__.get("__call__")
         if call is None:
             continue
         parameters = inspect.signature(call).parameters.values()
-        names.update(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        for p in parameters:
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                found.setdefault(p.name, p.default)
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
-    return names
+    return found
 
 
 def _jsonable(value: Any) -> bool:

@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     _options.check_window(args)
     if args.scale == 0:
         raise UsageError("maps needs --scale different from 0 (λ = 0 is the baseline row itself)")
-    wanted = [w.strip().lower() for w in args.tokens.split(",") if w.strip()] if args.tokens else None
+    wanted = [w.strip().lower() for w in args.tokens.split(",")] if args.tokens is not None else None
+    if wanted is not None and (not any(wanted) or "" in wanted):
+        raise UsageError(f"--tokens needs comma-separated prompt words like circle,square; got {args.tokens!r}")
     session = load_session(args)
     pipe, tokenizer = session.pipe, getattr(session.pipe, "tokenizer", None)
     if wanted and tokenizer is not None:
