@@ -30,7 +30,7 @@ def cli(module, *argv: str) -> argparse.Namespace:
     ({"steps": "100000"}, "steps", f"steps: must be in [1, {MAX_STEPS}] on this page; got 100000"),
     ({"steps": "0"}, "steps", "steps: must be >= 1; got 0"),
     ({"steps": "2.5"}, "steps", "steps: '2.5' is not an integer"),
-    ({"seed": "-1"}, "seed", "seed: seeds are >= 0; got -1"),
+    ({"seed": "-1"}, "seed", "seed: seeds are in [0, 2**64 - 1]; got -1"),
     ({"temperature": "0"}, "temperature", "temperature: temperature must be in [1e-06, 1e+06]; got 0"),
     ({"start": "0.8", "end": "0.2"}, "start", "start (0.8) must not exceed end (0.2)"),
     ({"end": "1.5"}, "end", "end: must be a fraction in [0, 1]; got 1.5"),

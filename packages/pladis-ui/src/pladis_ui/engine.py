@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from pladis.cli import _session
-from pladis.cli._errors import CLIError, one_line
+from pladis.cli._errors import CLIError, UsageError, one_line
 from pladis.cli._output import Run
 
 from . import runners
-from .forms import parse_request
+from .forms import FormError, parse_request
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -96,7 +96,7 @@ class Engine:
             model=args.model, backbone=args.backbone, preset=args.preset, variant=args.variant,
             load_arg=args.load_arg, device=args.device, dtype=args.dtype,
             pag_scale=0.0, seg_scale=0.0, seg_layers=None, seg_blur_sigma=None, call_arg=[],
-            steps=None, guidance_scale=None, height=None, width=None, negative_prompt=None,
+            steps=None, guidance_scale=None, height=None, width=None, negative_prompt=None, out=args.out,
         )
         return cls(_session.load_session(base), args.out, backend=args.backend)
 
@@ -105,6 +105,10 @@ class Engine:
     def submit(self, values: Mapping[str, Any]) -> Job:
         """Check ``values`` (the page's fields) and queue the request; :class:`FormError` if bad."""
         args = parse_request(values, guidance=self.guidance, backend=self.backend)
+        try:
+            _session.check_steps(self.session.pipe, args.steps)
+        except UsageError as error:
+            raise FormError("steps", f"steps: {error.message}") from None
         with self._lock:
             number = next(self._counter)
             job_id = f"{number:03d}{secrets.token_hex(3)}"
