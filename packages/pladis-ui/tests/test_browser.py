@@ -184,3 +184,27 @@ def test_sweep_and_maps_tabs_show_their_grids(browser, server):
     assert "linear-gradient" in bar.value_of_css_property("background-image")
     assert [a.get_attribute("download").rsplit("-", 1)[-1] for a in
             browser.find_elements(By.CSS_SELECTOR, "#result-maps a[download]")] == ["maps.json", "maps.npz"]
+
+
+def test_cancel_button_stops_the_run_and_the_pipeline_is_unchanged(browser, server, engine):
+    from selenium.webdriver.common.by import By
+
+    from pladis.adapters import find_denoiser
+
+    denoiser = find_denoiser(engine.session.pipe)
+    before = dict(denoiser.attn_processors)
+    browser.get(server)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true",
+         "the page did not load /api/info")
+    type_into(browser, "prompt", PROMPT)
+    type_into(browser, "steps", "200")
+    browser.find_element(By.ID, "run-compare").click()
+    wait(browser, lambda d: float(d.find_element(By.ID, "progress").get_attribute("value")) > 0.05,
+         "the progress bar did not move")
+    assert "compare: running" in browser.find_element(By.ID, "status-text").text
+    browser.find_element(By.ID, "cancel").click()
+    wait(browser, lambda d: "compare: cancelled" in d.find_element(By.ID, "status-text").text, "not cancelled")
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
+    assert browser.find_elements(By.CSS_SELECTOR, "#result-compare img") == []
+    after = denoiser.attn_processors
+    assert after.keys() == before.keys() and all(after[name] is before[name] for name in before)
