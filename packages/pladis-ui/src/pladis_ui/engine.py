@@ -111,9 +111,10 @@ class Engine:
             raise FormError("steps", f"steps: {error.message}") from None
         with self._lock:
             number = next(self._counter)
-            job_id = f"{number:03d}{secrets.token_hex(3)}"
+            token = secrets.token_hex(3)  # ids of an earlier server on the same --out do not collide
+            job_id = f"{number:03d}{token}"
             job = Job(id=job_id, kind=args.kind, args=args, request=dict(values),
-                      folder=self.out / f"{number:03d}-{args.kind}-{job_id[3:]}")
+                      folder=self.out / f"{number:03d}-{args.kind}-{token}")
             self.jobs[job_id] = job
         self._queue.put(job)
         return job

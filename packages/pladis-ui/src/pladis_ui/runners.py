@@ -36,8 +36,7 @@ def compare(engine: Any, job: Any) -> dict[str, Any]:
     session = engine.session_for(args)
     off, on = _options.pladis_settings(args, scale=0.0), _options.pladis_settings(args)
     run, progress = engine.output(job, 2)
-    layers = _checked(session, on)
-    session.apply(off)
+    layers = _checked(session, on)  # and PLADIS off again
     baseline, t_off = session.generate(args.prompt, args.seed, progress)
     session.apply(on)
     boosted, t_on = session.generate(args.prompt, args.seed, progress)
