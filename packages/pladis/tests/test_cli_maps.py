@@ -127,7 +127,7 @@ def test_maps_token_selection(sdxl_dir, tmp_path, monkeypatch, capsys):
     assert _run("maps", PROMPT, "--model", sdxl_dir, *TINY, "--tokens", "circle,square", "-q") == 0
     meta = json.loads((tmp_path / "outputs/maps/00-a-red-circle-left-of-a-blue-square-maps.json").read_text())
     assert [(t["position"], t["text"]) for t in meta["tokens"]] == [(3, "circle"), (8, "square")]
-    assert meta["grid"]["cols"] == 3
+    assert meta["grid"]["cols"] == 4  # image, circle, square, colour bar
 
     capsys.readouterr()
     assert _run("maps", PROMPT, "--model", sdxl_dir, *TINY, "--tokens", "dog") == 2

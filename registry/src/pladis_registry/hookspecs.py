@@ -56,7 +56,26 @@ well as ``pladis.adapters``)::
     mytool = "my_package.plugin"
 
 Command modules are imported only when needed (``pladis --help`` imports each one for its ``HELP``; a
-command line imports the one it runs), so they must be light: heavy imports go inside ``run``.
+command line imports the one it runs), so they must be light: heavy imports go inside ``run``::
+
+    # my_package/plugin.py
+    from pladis_registry import hookimpl
+
+    @hookimpl
+    def pladis_register_commands(register):
+        register("hello", "my_package.hello")
+
+    # my_package/hello.py
+    HELP = "say hello"
+
+    def add_parser(subparsers):
+        parser = subparsers.add_parser("hello", help=HELP)
+        parser.add_argument("--name", default="world")
+        parser.set_defaults(run=run)
+
+    def run(args):  # the exit status; raise pladis.cli._errors.UsageError for a one-line usage error
+        print(f"hello {args.name}")
+        return 0
 """
 
 from __future__ import annotations
