@@ -147,3 +147,22 @@ def test_video_options_are_refused_on_image_pipelines(cli, tmp_path: Path) -> No
     assert code == 2
     assert errors == ["pladis: error: --num-frames/--fps: StableDiffusionPipeline makes images, not videos"]
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_generate_writes_a_wan_clip_and_maps_refuses_it(cli, tmp_path: Path) -> None:
+    pytest.importorskip("pladis_adapter_wan")
+    from pladis_adapter_wan import tiny_pipeline
+
+    tiny_pipeline(0).save_pretrained(tmp_path / "wan")
+    wan = ["--model", tmp_path / "wan", "--steps", "2", "--height", "32", "--width", "32", "--device", "cpu", "-q",
+           "--call-arg", "max_sequence_length=16"]
+    code, errors = cli("generate", PROMPT, *wan, "--num-frames", "5", "--video-format", "gif", "--out", "out")
+    assert (code, errors) == (0, [])
+    clip = tmp_path / "out" / "00-a-red-circle-left-of-a-blue-square.gif"
+    with Image.open(clip) as gif:
+        assert (gif.n_frames, gif.size) == (5, (32, 32))
+    record = _sidecar(clip)
+    assert record["pladis_layers"] == 2 and record["model"]["backbone"] == "wan"
+    code, errors = cli("maps", PROMPT, *wan, "--num-frames", "5")
+    assert code == 2 and errors == ["pladis: error: maps on WanPipeline: per-frame maps are recorded on frame-batched "
+                                    "UNets (AnimateDiff); backbone 'wan' is served by SDPA interception"]

@@ -185,6 +185,9 @@ def check_frame(args: argparse.Namespace, frames: int) -> None:
 def frame_maps(session: Any, args: argparse.Namespace) -> tuple[Any, Any]:
     """For ``maps`` on a video pipeline: the conditional batch index of frame ``--frame`` in the denoiser's
     frame-batched calls, and a generate function returning that frame of the clip (and the seconds)."""
+    if "attention" in session.spec.extra:  # new-style attention: pladis.intercept, no map recorders
+        raise UsageError(f"maps on {type(session.pipe).__name__}: per-frame maps are recorded on frame-batched "
+                         f"UNets (AnimateDiff); backbone {session.spec.name!r} is served by SDPA interception")
     frames = num_frames(session)
     check_frame(args, frames)
 
