@@ -216,3 +216,12 @@ def test_evaluate_with_fid_against_a_reference_folder(tmp_path, monkeypatch):
     assert rows["cfg=1"]["mean"] > 0 and rows["cfg=1,pladis=2"]["diff_mean"] == pytest.approx(
         rows["cfg=1,pladis=2"]["mean"] - rows["cfg=1"]["mean"])
     assert rows["cfg=1"]["ci95"] is None  # one number per set: no interval
+
+
+def test_evaluate_refuses_ambiguous_pairs(tmp_path, capsys):
+    from pladis.cli import main as pladis_main
+
+    for name in ("a", "b"):  # the same setting, prompt and seed twice
+        assert pladis_main(["generate", "a red circle", "--steps", "1", "--out", str(tmp_path / name), "-q"]) == 0
+    assert main(["evaluate", "--images", str(tmp_path), "--metrics", "toy-alignment"]) == 2
+    assert "are both setting 'cfg=1,pladis=2', prompt 'a red circle', seed 0" in capsys.readouterr().err

@@ -49,6 +49,14 @@ def read_folder(folder: Path, prompts: list[str] | None = None) -> list[ImageRec
     if not found:
         raise ValueError(f"--images: no image with a sidecar naming its prompt and seed in {str(folder)!r} "
                          "(write the folder with pladis generate, sweep --save-cells or benchmark)")
+    seen: dict[tuple, Path] = {}
+    for record in found:  # pairs must be unambiguous: one image per setting, prompt and seed
+        key = (record.setting, *record.key)
+        if key in seen:
+            raise ValueError(f"--images: {str(seen[key])!r} and {str(record.path)!r} are both setting "
+                             f"{record.setting.label!r}, prompt {record.prompt!r}, seed {record.seed}: "
+                             "score one run (one model) per folder")
+        seen[key] = record.path
     return found
 
 
