@@ -1,5 +1,8 @@
 # Two entry points for a fresh machine (see README): `make demo` and `make test`.
-# Both create .venv/ if needed and install every distribution of the repo in editable mode.
+# Both create .venv/ if needed and install every distribution of the repo in editable mode (the test-only
+# sample plugin of integration_tests/ included).
+# For your own environment (docs/install.md): `make wheels` builds dist/*.whl of every user-facing
+# distribution; `make install-env [EXTRAS=sd15,onnx] [EDITABLE=1]` installs them into the Python on PATH.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,8 +10,20 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 PROJECTS := registry $(sort $(dir $(wildcard packages/*/pyproject.toml adapters/*/pyproject.toml))) \
             $(sort $(dir $(wildcard integration_tests/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
+# What users install: every distribution but the test-only ones under integration_tests/.
+USER_PROJECTS := ./registry $(sort $(dir $(wildcard packages/*/pyproject.toml adapters/*/pyproject.toml)))
+DIST := dist
+# install-env: the Python on PATH (the active environment), the extras of `pladis` to install, editable or not.
+ENV_PYTHON ?= $(shell command -v python 2>/dev/null || command -v python3)
+EXTRAS ?=
+EDITABLE ?=
+comma := ,
+ENV_EXTRAS := $(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))])
+# Editable: every adapter, pladis-onnx only with an onnx extra (it pulls ONNX Runtime in).
+EDITABLE_PROJECTS := ./registry $(sort $(dir $(wildcard adapters/*/pyproject.toml))) \
+                     $(if $(filter onnx onnx-gpu,$(subst $(comma), ,$(EXTRAS))),packages/pladis-onnx/)
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint wheels install-env
 
 $(STAMP): constraints.txt Makefile $(wildcard registry/pyproject.toml packages/*/pyproject.toml adapters/*/pyproject.toml integration_tests/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +41,19 @@ test: install
 
 lint: install
 	$(PY) -m ruff check .
+
+# One wheel per user-facing distribution in dist/ (the toy model is package data of pladis's wheel).
+wheels:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	$(PYTHON) -m pip wheel --disable-pip-version-check -q --no-deps -w $(DIST) $(USER_PROJECTS)
+	@ls $(DIST)
+
+install-env:
+ifeq ($(strip $(EDITABLE)),1)
+	$(ENV_PYTHON) -m pip install --disable-pip-version-check $(foreach p,$(EDITABLE_PROJECTS),-e $(p)) \
+	    -e "packages/pladis$(ENV_EXTRAS)"
+else
+	$(MAKE) wheels PYTHON=$(ENV_PYTHON)
+	$(ENV_PYTHON) -m pip install --disable-pip-version-check --find-links $(DIST) --upgrade \
+	    --upgrade-strategy only-if-needed "pladis$(ENV_EXTRAS)"
+endif

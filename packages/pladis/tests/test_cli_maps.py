@@ -104,7 +104,7 @@ def test_maps_command_writes_figure_sidecar_and_raw_maps(sdxl_dir, tmp_path, mon
     meta = json.loads(stem.with_suffix(".json").read_text())
     figure = Image.open(stem.with_suffix(".png"))
     layout = meta["grid"]
-    assert (layout["rows"], layout["cols"]) == (2, 6) and list(figure.size) == layout["size"]
+    assert (layout["rows"], layout["cols"]) == (2, 7) and list(figure.size) == layout["size"]  # + colour bar
     assert [t["text"] for t in meta["tokens"]] == ["a", "red", "circle", "left", "of"]
     assert [t["position"] for t in meta["tokens"]] == [1, 2, 3, 4, 5]
     assert meta["recorded"]["steps"] == 2 and len(meta["recorded"]["layers"]) == 8  # every cross-attention
@@ -113,7 +113,9 @@ def test_maps_command_writes_figure_sidecar_and_raw_maps(sdxl_dir, tmp_path, mon
     for row, folder in ((0, "off"), (1, "on")):
         image = Image.open(tmp_path / folder / "00-a-red-circle-left-of-a-blue-square.png").convert("RGB")
         expected = np.asarray(image.resize(tuple(layout["cell"]), Image.Resampling.NEAREST))
-        assert np.array_equal(np.asarray(figure.crop(tuple(layout["boxes"][row * 6]))), expected)
+        assert np.array_equal(np.asarray(figure.crop(tuple(layout["boxes"][row * 7]))), expected)
+        bar = np.asarray(figure.crop(tuple(layout["boxes"][row * 7 + 6])))  # colorize: 1 at the top, 0 at the bottom
+        assert tuple(bar[0, 6]) == (252, 253, 191) and tuple(bar[-1, 6]) == (0, 0, 4)
     raw = np.load(stem.with_suffix(".npz"))
     assert raw["baseline"].shape == raw["pladis"].shape == (5, *meta["recorded"]["map_size"])
     assert list(raw["tokens"]) == ["a", "red", "circle", "left", "of"]

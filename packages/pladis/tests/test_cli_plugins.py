@@ -138,3 +138,12 @@ def test_python_m_pladis_is_the_cli():
     done = subprocess.run([sys.executable, "-m", "pladis", "frobnicate"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.startswith("pladis: error: argument COMMAND: invalid choice: 'frobnicate'")
+
+
+def test_plugins_lists_the_commands_plugins_add(with_plugins, monkeypatch, capsys):
+    with_plugins(_commands_plugin(("hello", _plugin_module(monkeypatch, "pladis_test_hello", HELLO))))
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = out[out.index("") + 1:]
+    assert table[0].split() == ["COMMAND", "DISTRIBUTION"] and table[1].split()[0] == "hello"
+    assert not any(line.split()[0] in _commands.BUILTIN_COMMANDS for line in table)

@@ -39,7 +39,8 @@ def install_hint(message: str) -> str:
     """``; install it with …`` when a usage error ``message`` names a command or option of an optional
     distribution that is not installed, else ''."""
     for name, command in OPTIONAL.items():
-        if f"'{name}'" in message or f"{name} " in f"{message} " and "unrecognized arguments" in message:
+        named = f"'{name}'" in message  # "invalid choice: 'export-onnx'"
+        if named or ("unrecognized arguments" in message and f" {name} " in f" {message} "):
             return f"; {name} comes with an optional distribution: {command}"
     return ""
 

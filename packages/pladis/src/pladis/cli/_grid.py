@@ -127,3 +127,20 @@ def overlay(image: Image.Image, values: Any, opacity: float = 0.6) -> Image.Imag
     """The heat map of ``values`` (2-D, [0, 1]) resized to ``image`` and blended over it."""
     heat = colorize(values).resize(image.size, Image.Resampling.BILINEAR)
     return Image.blend(image.convert("RGB"), heat, opacity)
+
+
+def colour_bar(width: int, height: int, top: str = "peak", bottom: str = "0") -> Image.Image:
+    """A vertical colour bar of :func:`colorize` (bright = ``top`` at the top, dark = ``bottom``) with
+    tick labels at the top, middle and bottom, ``width``×``height``."""
+    import numpy as np
+
+    bar_w = max(4, width // 4)
+    ramp = np.repeat(np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None], bar_w, axis=1)
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    image.paste(colorize(ramp), (PAD // 2, 0))
+    draw, face = ImageDraw.Draw(image), font(FONT_SIZE - 2)
+    text_h = text_size("Ag", face)[1]
+    x = PAD // 2 + bar_w + 4
+    for y, label in ((0, top), ((height - text_h) // 2, "half"), (height - text_h - 4, bottom)):
+        draw.text((x, y), label, fill=INK, font=face)
+    return image

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _options
 from ._errors import UsageError
-from ._grid import overlay
+from ._grid import colour_bar, overlay
 from ._output import Run, stem
 from ._session import load_session
 
@@ -16,8 +16,9 @@ HELP = "per-token cross-attention maps, PLADIS off vs on"
 DESCRIPTION = """Generate every prompt with PLADIS off and on while recording the cross-attention maps of each
 prompt token (head-averaged, conditional branch only, averaged over the denoising steps and over the
 layers after upsampling to a common size) with a processor hook that leaves the images unchanged.
-Writes NN-<prompt>-maps.png (rows: off / on; columns: the image, then one map per token, each token's
-colour scale shared by both rows), its JSON sidecar, and the raw maps as NN-<prompt>-maps.npz.
+Writes NN-<prompt>-maps.png (rows: off / on; columns: the image, one map per token, each token's colour
+scale shared by both rows, and the colour bar: dark 0 to bright = the token's peak), its JSON sidecar,
+and the raw maps as NN-<prompt>-maps.npz.
 Example: pladis maps "a red circle left of a blue square" --model DIR --tokens circle,square"""
 
 DISPLAY_SIDE = 128
@@ -81,14 +82,15 @@ def run(args: argparse.Namespace) -> int:
         peaks = [max(float(arrays[v][t].max()) for v in arrays) or 1.0 for t in range(len(tokens))]
         for variant, (image, *_rest) in results.items():
             display = image.resize(_display_size(image), resample=0)
-            rows.append([display] + [overlay(display, arrays[variant][t] / peaks[t]) for t in range(len(tokens))])
+            rows.append([display] + [overlay(display, arrays[variant][t] / peaks[t]) for t in range(len(tokens))]
+                        + [colour_bar(*display.size, top="token peak")])
         store = results["pladis"][3]
         footer = (f"seed {args.seed} · {session.caption()} · head-averaged cross-attention of the conditional "
                   f"branch, mean over {store.steps} steps and {len(store.sums)} layers; colour scale per token "
                   f"shared by both rows" + "".join(f" · {n}" for n in notes))
         from ._grid import make_grid
 
-        grid, layout = make_grid(rows, col_labels=["image"] + [text for _, text in tokens],
+        grid, layout = make_grid(rows, col_labels=["image"] + [text for _, text in tokens] + ["colour scale"],
                                  row_labels=[off.label(), on.label()], title=prompt, footer=footer,
                                  min_cell=DISPLAY_SIDE)
         npz = run_.out / f"{name}-maps.npz"

@@ -6,9 +6,12 @@ import argparse
 import json
 from collections import defaultdict
 
-HELP = "list the discovered adapter plugins"
+from . import _commands
+
+HELP = "list the discovered adapter plugins (and the commands plugins add)"
 DESCRIPTION = """List the adapter plugins found through the `pladis.adapters` entry points: distribution,
-version and the backbones each provides (use a backbone with --backbone). --verbose adds each backbone's
+version and the backbones each provides (use a backbone with --backbone), then the commands that plugins
+add (entry points `pladis.plugins`, e.g. pladis-onnx's export-onnx). --verbose adds each backbone's
 description, pipeline classes and presets; --json prints everything as JSON. Discovery honours
 PLADIS_DISABLE_PLUGIN_AUTOLOAD=1 and PLADIS_PLUGINS=a,b."""
 
@@ -50,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for dist, version, backbones in rows:
         print(f"{dist:<{widths[0]}}  {version:<{widths[1]}}  {backbones}")
+    extra = [info for info in _commands.commands().values() if info.name not in _commands.BUILTIN_COMMANDS]
+    if extra:  # commands that plugins add (pladis-onnx's export-onnx, …)
+        print()
+        rows = [("COMMAND", "DISTRIBUTION")] + [(info.name, info.distribution or info.plugin) for info in extra]
+        width = max(len(row[0]) for row in rows)
+        for name, dist in rows:
+            print(f"{name:<{width}}  {dist}")
     if args.verbose:
         for plugin in plugins:
             for backbone in plugin["backbones"]:
