@@ -17,6 +17,7 @@ from pladis_adapter_animatediff import SPEC, load_pipeline, tiny_pipeline  # noq
 from pladis_adapter_animatediff import adapter as adapter_module  # noqa: E402
 from pladis_adapter_animatediff.tiny import FAST_CALL_KWARGS, tiny_components  # noqa: E402
 from pladis_registry import Registry, make_plugin_manager  # noqa: E402
+from pladis_registry.testing import check_adapter  # noqa: E402
 
 PROMPT = "a red circle left of a blue square"
 
@@ -39,6 +40,10 @@ def _frames(pipe: Any, **call: Any) -> np.ndarray:
 
 def _processors(unet: Any) -> dict[str, Any]:
     return dict(unet.attn_processors)
+
+
+def test_adapter_contract() -> None:
+    check_adapter(SPEC)
 
 
 def test_tiny_is_a_motion_unet_with_cross_and_motion_attention(pipe: Any) -> None:
