@@ -25,7 +25,7 @@ from .attention import mask_to_bias
 from .kernels import backends
 from .kernels.eager import mixed_weights, scores_of
 
-__all__ = ["joint_attention", "joint_weights", "dense_with_lse"]
+__all__ = ["joint_attention", "joint_block_weights", "joint_weights", "dense_with_lse"]
 
 
 def joint_attention(
@@ -146,3 +146,31 @@ def joint_weights(
     mass = weights[..., image, start:stop].sum(-1, keepdim=True)
     weights[..., image, start:stop] = mass * mixed
     return weights
+
+
+def joint_block_weights(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    *,
+    text: tuple[int, int],
+    scale: float = 2.0,
+    alpha: float = 1.5,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """The float32 image-query × text-key block (…, N_img, N_txt) of the joint rule's weights, without
+    forming the rest (attention maps of joint models; λ = 0 gives the dense block)."""
+    n = query.shape[-2]
+    start, stop = text
+    image = slice(stop, n) if start == 0 else slice(0, start)
+    bias = None if attn_mask is None else mask_to_bias(attn_mask, (*query.shape[:-1], n))
+    _, lse_all = dense_with_lse(query, key, value, bias)
+    block_bias = _rows_cols(bias, image, slice(start, stop))
+    scores = scores_of(query[..., image, :], key[..., start:stop, :])
+    logits = scores if block_bias is None else scores + block_bias
+    dense_block = torch.exp(logits - lse_all[..., image].unsqueeze(-1))
+    if scale == 0.0:
+        return dense_block
+    mass = dense_block.sum(-1, keepdim=True)
+    return mass * mixed_weights(scores, block_bias, scale, alpha, temperature)
