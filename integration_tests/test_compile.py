@@ -23,7 +23,7 @@ def _images(pipe: Any, tiny: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("name", "window"), [("sd15", None), ("sdxl", None), ("sana", None), ("sd15", (0.0, 0.5))]
+    ("name", "window"), [("sd15", None), ("sdxl", None), ("sana", None), ("pixart", None), ("sd15", (0.0, 0.5))]
 )
 def test_compiled_denoiser_gives_the_same_images(name: str, window: tuple[float, float] | None) -> None:
     tiny = importlib.import_module(f"pladis_adapter_{name}.tiny")

@@ -21,6 +21,7 @@ def _offline():
     ("sd15", "StableDiffusionPAGPipeline"),
     ("sdxl", "StableDiffusionXLPAGPipeline"),
     ("sana", "SanaPAGPipeline"),
+    ("pixart", "PixArtSigmaPAGPipeline"),
 ])
 def test_load_pipeline_from_a_local_folder(tmp_path, backbone, pag_class):
     spec = default_registry().get(backbone).spec

@@ -177,3 +177,9 @@ def test_default_weights_come_from_the_hub_repo(base: Path, weights: tuple[Path,
     assert torch.equal(pipe.unet.state_dict()[LAYER + ".weight"], states["1step"][LAYER + ".weight"])
     load_pipeline(base, kind="lora")
     assert asked[-1] == (MODEL_ID, "dmd2_sdxl_4step_lora_fp16.safetensors")
+
+
+def test_adapter_contract() -> None:
+    from pladis_registry.testing import check_adapter
+
+    check_adapter(SPEC)

@@ -163,3 +163,9 @@ def test_default_weights_come_from_the_hub_repo(base: Path, weights: tuple[Path,
     assert torch.equal(pipe.unet.state_dict()[LAYER + ".weight"], states["1step"][LAYER + ".weight"])
     load_pipeline(base, steps="unified")
     assert asked[-1] == (MODEL_ID, "Hyper-SDXL-1step-lora.safetensors")
+
+
+def test_adapter_contract() -> None:
+    from pladis_registry.testing import check_adapter
+
+    check_adapter(SPEC)

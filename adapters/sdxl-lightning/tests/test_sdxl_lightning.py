@@ -180,3 +180,9 @@ def test_weights_file_of_another_preset_warns(base: Path, weights: tuple[Path, d
     with pytest.warns(UserWarning, match=r"'4step'.*preset '2step'"):
         pipe = load_pipeline(base, steps=2, weights=weights[0] / FILES["4step"]["unet"])
     assert pipe._pladis_preset == "2step"
+
+
+def test_adapter_contract() -> None:
+    from pladis_registry.testing import check_adapter
+
+    check_adapter(SPEC)

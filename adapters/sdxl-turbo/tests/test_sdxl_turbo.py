@@ -101,3 +101,9 @@ def test_auto_detection_ranks_turbo_first(model: Path, tmp_path_factory: pytest.
     assert resolve_adapter(anonymous, anonymous.unet, None).name == "sdxl"
     (summary,) = [a for a in list_adapters() if a.name == "sdxl-turbo"]
     assert summary.distribution == "pladis-adapter-sdxl-turbo" and summary.presets == ("1step", "4step")
+
+
+def test_adapter_contract() -> None:
+    from pladis_registry.testing import check_adapter
+
+    check_adapter(SPEC)

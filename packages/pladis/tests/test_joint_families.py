@@ -206,3 +206,10 @@ def test_attention_map_recorders_leave_the_images_unchanged(backbone):
         if baseline:  # dense weights: a block of rows that sum to 1 over all keys
             block = next(iter(store.sums.values())) / store.steps
             assert bool((maps >= 0).all()) and bool((block.sum(-1) <= 1 + 1e-5).all())
+
+
+@pytest.mark.parametrize("backbone", ["flux", "qwen-image", "sd3"])  # flux2: check_adapter passes the prompt
+def test_the_adapter_kit_contract(backbone):  # positionally, and Flux2KleinPipeline's first parameter is `image`
+    from pladis_registry.testing import check_adapter
+
+    check_adapter(default_registry().get(backbone).spec)

@@ -1,4 +1,4 @@
-"""Writing a PLADIS adapter plugin — the plugin-author guide.
+r"""Writing a PLADIS adapter plugin — the plugin-author guide.
 
 An *adapter* tells PLADIS how one backbone family is built and sampled: which pipelines and denoisers
 it serves, where their cross-attention lives (as named layer groups), which attention semantics its
@@ -16,9 +16,10 @@ The built-in adapters (sd15, sdxl, sdxl-turbo, ...) are plugins exactly like you
            description="My UNet text-to-image model",
            pipeline_classes=("MyPipeline",),
            denoiser_classes=("UNet2DConditionModel",),
-           layer_groups={"down": r"^down_blocks\\.", "mid": r"^mid_block\\.", "up": r"^up_blocks\\."},
+           layer_groups={"down": r"^down_blocks\.", "mid": r"^mid_block\.", "up": r"^up_blocks\."},
            presets={"default": Preset("default", scheduler="EulerDiscreteScheduler",
                                       num_inference_steps=25, guidance_scale=5.0)},
+           default_preset="default",
        )
 
        @hookimpl
@@ -33,6 +34,10 @@ The built-in adapters (sd15, sdxl, sdxl-turbo, ...) are plugins exactly like you
 3. ``pip install`` your distribution: ``pladis plugins`` / ``pladis.list_adapters()`` now list it
    with your distribution's name and version, and ``pladis.apply(pipe, backbone="mybackbone")``
    uses it. Name distributions ``pladis-adapter-<backbone>``.
+
+4. Test it with one line, ``pladis_registry.testing.check_adapter(MY_SPEC)`` (it needs ``tiny=``, a
+   factory of a small random-weight pipeline: :mod:`pladis_registry.kit.builders`). Every field of
+   :class:`~pladis_registry.AdapterSpec`, a UNet and a DiT example: docs/writing-adapters.md.
 
 A plugin that fails to import or raises inside its hook is logged and skipped; it never breaks the
 host. ``PLADIS_DISABLE_PLUGIN_AUTOLOAD=1`` disables entry-point loading (plugins can still be passed

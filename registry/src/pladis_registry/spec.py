@@ -64,24 +64,36 @@ class Preset:
 
 @dataclass(frozen=True)
 class AdapterSpec:
-    """What one backbone adapter declares, as data where possible.
+    """What one backbone adapter declares, as data where possible (guide: docs/writing-adapters.md).
+
+    Identity: ``name`` is the backbone name users pass as ``backbone=`` / ``--backbone`` (lower-case
+    ``[a-z0-9_.-]``); ``description`` is the line ``pladis plugins`` shows.
 
     Matching: ``pipeline_classes``/``denoiser_classes`` are class names checked against the MRO of the
     pipeline / denoiser (a denoiser also has to carry the ``denoiser_config`` values, e.g. SDXL's
     ``addition_embed_type="text_time"``); ``model_id_patterns`` are regexes searched in the model id or folder the
     pipeline was loaded from (how the guidance-distilled SDXL variants, which share SDXL's classes,
-    are told apart). Among matching adapters the one with an id match wins, then higher ``priority``.
+    are told apart). Among matching adapters the one with an id match wins, then higher ``priority``
+    (built-ins use 10). ``generic=True`` marks a fallback that matches nothing itself and is used when no
+    other adapter matches (the ``generic`` adapter).
 
     Locations: every ``Attention`` module with ``is_cross_attention`` is a candidate (self-attention
     is never selected). ``layer_groups`` maps a group name to a regex over the module's name within
-    the denoiser (UNets: down / mid / up, the paper's Table 8); with no groups the first path
-    component is the group. ``block_index_pattern`` (a regex with one group) lets users select DiT
-    blocks by index ranges. ``attention_style`` picks the processor semantics: "sd"
-    (``AttnProcessor2_0``), "sana" (``SanaAttnProcessor2_0``) or "auto" (decided per module).
+    the denoiser (UNets: down / mid / up, the paper's Table 8; the first matching group wins); with no
+    groups the first path component is the group. ``block_index_pattern`` (a regex with one group) lets
+    users select DiT blocks by index ranges (``layers=range(0, 10)`` or ``"0-9"``). ``attention_style``
+    picks the processor semantics: "sd" (``AttnProcessor2_0``), "sana" (``SanaAttnProcessor2_0``) or
+    "auto" (decided per module).
+
+    Sampling: ``presets`` maps a name to a :class:`Preset`; ``default_preset`` names the one used when
+    none is asked for (without it, ``preset()`` with no name is an error and the CLI keeps the
+    pipeline's own defaults).
 
     Factories: ``tiny(seed=0)`` builds a small random-weight pipeline of the backbone's architecture
-    from the real diffusers/transformers classes (``tiny_call_kwargs`` keep a call of it cheap);
-    ``load(model=None, **kw)`` loads the real weights (hub id or local folder, safetensors first).
+    from the real diffusers/transformers classes (``tiny_call_kwargs`` keep a call of it cheap; they are
+    laid over a preset's call kwargs); ``load(model=None, *, variant=None, torch_dtype=None, pag=False,
+    **kw)`` loads the real weights (hub id or local folder, safetensors first). ``extra`` holds anything
+    else an adapter wants to publish (``default_model``: the hub id ``load`` uses without a model).
     """
 
     name: str

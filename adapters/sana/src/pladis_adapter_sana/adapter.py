@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pladis_registry import AdapterSpec, Preset, hookimpl
+from pladis_registry.kit.pipelines import pipeline_loader
 
 from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
 DEFAULT_MODEL = "Efficient-Large-Model/Sana_1600M_1024px_diffusers"
-
-
-def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
-                  pag: bool = False, **kwargs: Any) -> Any:
-    """Load a SANA pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
-    import diffusers
-
-    from pladis_registry.kit.loading import load_pretrained
-
-    cls = diffusers.SanaPAGPipeline if pag else diffusers.SanaPipeline
-    return load_pretrained(cls, model or DEFAULT_MODEL, variant=variant, torch_dtype=torch_dtype, **kwargs)
+load_pipeline = pipeline_loader("SanaPipeline", DEFAULT_MODEL, pag_pipeline="SanaPAGPipeline")
 
 
 SPEC = AdapterSpec(

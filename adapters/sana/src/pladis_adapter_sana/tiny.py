@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pladis_registry.kit.builders import assemble, seeded, tiny_dc_autoencoder, tiny_gemma2_encoder
 from pladis_registry.kit.tokenizers import tiny_gemma_tokenizer
 
 #: Latent/pixel ratio of the tiny DC-AE (3 encoder blocks -> 2 downsamplings; SANA's is 32).
@@ -49,80 +50,20 @@ def tiny_pipeline(seed: int = 0, *, sample_size: int = 8, pag: bool = False) -> 
              use_resolution_binning=False, complex_human_instruction=None, max_sequence_length=32,
              generator=torch.Generator().manual_seed(0))
 
-    Weights are drawn under ``torch.manual_seed(seed)`` (re-seeded per component) inside
-    ``torch.random.fork_rng``, so the global RNG is left untouched.  The progress bar is disabled.
+    Built with :mod:`pladis_registry.kit.builders` (each component seeded with ``seed``, the global RNG
+    untouched, the progress bar disabled).
     """
-    import torch
-    from diffusers import (
-        AutoencoderDC,
-        FlowMatchEulerDiscreteScheduler,
-        SanaPAGPipeline,
-        SanaPipeline,
-        SanaTransformer2DModel,
-    )
-    from transformers import Gemma2Config, Gemma2Model
+    from diffusers import FlowMatchEulerDiscreteScheduler, SanaTransformer2DModel
 
     tokenizer = tiny_gemma_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         transformer = SanaTransformer2DModel(
-            in_channels=4,
-            out_channels=4,
-            num_attention_heads=2,
-            attention_head_dim=16,
-            num_layers=2,
-            num_cross_attention_heads=2,
-            cross_attention_head_dim=16,
-            cross_attention_dim=32,
-            caption_channels=32,
-            mlp_ratio=2.5,
-            sample_size=sample_size,
-            patch_size=1,
-            qk_norm="rms_norm_across_heads",
+            in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=16, num_layers=2,
+            num_cross_attention_heads=2, cross_attention_head_dim=16, cross_attention_dim=32, caption_channels=32,
+            mlp_ratio=2.5, sample_size=sample_size, patch_size=1, qk_norm="rms_norm_across_heads",
         )
-        torch.manual_seed(seed)
-        text_encoder = Gemma2Model(
-            Gemma2Config(
-                vocab_size=len(tokenizer),
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                num_key_value_heads=1,
-                head_dim=16,
-                max_position_embeddings=8192,
-                pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                attn_implementation="eager",
-            )
-        )
-        torch.manual_seed(seed)
-        vae = AutoencoderDC(
-            in_channels=3,
-            latent_channels=4,
-            attention_head_dim=8,
-            encoder_block_types=("ResBlock", "EfficientViTBlock", "EfficientViTBlock"),
-            decoder_block_types=("ResBlock", "EfficientViTBlock", "EfficientViTBlock"),
-            encoder_block_out_channels=(8, 16, 16),
-            decoder_block_out_channels=(8, 16, 16),
-            encoder_qkv_multiscales=((), (5,), (5,)),
-            decoder_qkv_multiscales=((), (5,), (5,)),
-            encoder_layers_per_block=(1, 1, 1),
-            decoder_layers_per_block=(1, 1, 1),
-            downsample_block_type="conv",
-            upsample_block_type="interpolate",
-            decoder_norm_types="rms_norm",
-            decoder_act_fns="silu",
-            scaling_factor=0.41407,
-        )
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-    components = dict(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
-    )
-    if pag:
-        pipe = SanaPAGPipeline(**components, pag_applied_layers="transformer_blocks.0")
-    else:
-        pipe = SanaPipeline(**components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    components = dict(tokenizer=tokenizer, text_encoder=tiny_gemma2_encoder(tokenizer, seed=seed),
+                      vae=tiny_dc_autoencoder(seed=seed), transformer=transformer,
+                      scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
+    return assemble("SanaPipeline", components, pag="SanaPAGPipeline" if pag else None,
+                    pag_applied_layers="transformer_blocks.0")

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pladis_registry import UNET_LAYER_GROUPS, AdapterSpec, Preset, hookimpl
+from pladis_registry.kit.pipelines import pipeline_loader
 
 from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-
-
-def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
-                  pag: bool = False, **kwargs: Any) -> Any:
-    """Load an SD1.5 pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
-    import diffusers
-
-    from pladis_registry.kit.loading import load_pretrained
-
-    cls = diffusers.StableDiffusionPAGPipeline if pag else diffusers.StableDiffusionPipeline
-    kwargs.setdefault("safety_checker", None)
-    kwargs.setdefault("requires_safety_checker", False)
-    return load_pretrained(cls, model or DEFAULT_MODEL, variant=variant, torch_dtype=torch_dtype, **kwargs)
+load_pipeline = pipeline_loader("StableDiffusionPipeline", DEFAULT_MODEL, pag_pipeline="StableDiffusionPAGPipeline",
+                                safety_checker=None, requires_safety_checker=False)
 
 
 SPEC = AdapterSpec(

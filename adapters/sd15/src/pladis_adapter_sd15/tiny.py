@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pladis_registry.kit.builders import assemble, seeded, tiny_clip_text_encoder, tiny_vae
 from pladis_registry.kit.tokenizers import tiny_clip_tokenizer
 
 #: Latent/pixel ratio of the tiny VAE (3 encoder blocks -> 2 downsamplings).
@@ -36,84 +37,25 @@ def tiny_pipeline(seed: int = 0, *, sample_size: int = 8, pag: bool = False) -> 
         pipe("a red circle", num_inference_steps=2, height=32, width=32, output_type="np",
              generator=torch.Generator().manual_seed(0))
 
-    Weights are drawn under ``torch.manual_seed(seed)`` (re-seeded per component) inside
-    ``torch.random.fork_rng``, so the global RNG is left untouched.  The progress bar is disabled.
+    Built with :mod:`pladis_registry.kit.builders` (each component seeded with ``seed``, the global RNG
+    untouched, the progress bar disabled).
     """
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPAGPipeline,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
 
     tokenizer = tiny_clip_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet = UNet2DConditionModel(
-            sample_size=sample_size,
-            in_channels=4,
-            out_channels=4,
-            layers_per_block=1,
-            block_out_channels=(32, 64),
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            mid_block_type="UNetMidBlock2DCrossAttn",
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=32,
-            attention_head_dim=4,
+            sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), mid_block_type="UNetMidBlock2DCrossAttn",
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32, attention_head_dim=4,
             norm_num_groups=8,
         )
-        torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                projection_dim=32,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
-        torch.manual_seed(seed)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 3,
-            up_block_types=("UpDecoderBlock2D",) * 3,
-            block_out_channels=(8, 16, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=4,
-            sample_size=sample_size * VAE_SCALE_FACTOR,
-            scaling_factor=0.18215,
-        )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
     components = dict(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        vae=tiny_vae(seed=seed, sample_size=sample_size * VAE_SCALE_FACTOR, scaling_factor=0.18215),
+        text_encoder=tiny_clip_text_encoder(tokenizer, seed=seed), tokenizer=tokenizer, unet=unet,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    if pag:
-        pipe = StableDiffusionPAGPipeline(**components, pag_applied_layers="mid")
-    else:
-        pipe = StableDiffusionPipeline(**components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return assemble("StableDiffusionPipeline", components, pag="StableDiffusionPAGPipeline" if pag else None,
+                    pag_applied_layers="mid")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pladis_registry import UNET_LAYER_GROUPS, AdapterSpec, Preset, hookimpl
+from pladis_registry.kit.pipelines import pipeline_loader
 
 from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
@@ -19,17 +18,7 @@ SDXL_PIPELINES = (
     "StableDiffusionXLControlNetPipeline",
 )
 SDXL_DENOISER_CONFIG = {"addition_embed_type": "text_time"}
-
-
-def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
-                  pag: bool = False, **kwargs: Any) -> Any:
-    """Load an SDXL pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
-    import diffusers
-
-    from pladis_registry.kit.loading import load_pretrained
-
-    cls = diffusers.StableDiffusionXLPAGPipeline if pag else diffusers.StableDiffusionXLPipeline
-    return load_pretrained(cls, model or DEFAULT_MODEL, variant=variant, torch_dtype=torch_dtype, **kwargs)
+load_pipeline = pipeline_loader("StableDiffusionXLPipeline", DEFAULT_MODEL, pag_pipeline="StableDiffusionXLPAGPipeline")
 
 
 SPEC = AdapterSpec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pladis_registry.kit.builders import assemble, seeded, tiny_clip_text_encoder, tiny_vae
 from pladis_registry.kit.tokenizers import tiny_clip_tokenizer
 
 #: Latent/pixel ratio of the tiny VAE (3 encoder blocks -> 2 downsamplings).
@@ -44,95 +45,30 @@ def tiny_pipeline(seed: int = 0, *, sample_size: int = 8, pag: bool = False) -> 
         pipe("a red circle", num_inference_steps=2, height=32, width=32, output_type="np",
              generator=torch.Generator().manual_seed(0))
 
-    Weights are drawn under ``torch.manual_seed(seed)`` (re-seeded per component) inside
-    ``torch.random.fork_rng``, so the global RNG is left untouched.  The progress bar is disabled.
+    Built with :mod:`pladis_registry.kit.builders` (each component seeded with ``seed``, the second text
+    encoder with ``seed + 1``; the global RNG untouched, the progress bar disabled).
     """
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionXLPAGPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from diffusers import EulerDiscreteScheduler, UNet2DConditionModel
 
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_clip_tokenizer(pad_token="!")
-
-    def text_config(tok: Any, act: str) -> CLIPTextConfig:
-        return CLIPTextConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            projection_dim=PROJECTION_DIM,
-            hidden_act=act,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    tokenizer, tokenizer_2 = tiny_clip_tokenizer(), tiny_clip_tokenizer(pad_token="!")
+    with seeded(seed):
         unet = UNet2DConditionModel(
-            sample_size=sample_size,
-            in_channels=4,
-            out_channels=4,
-            layers_per_block=1,
-            block_out_channels=(32, 64),
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            mid_block_type="UNetMidBlock2DCrossAttn",
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            transformer_layers_per_block=(1, 2),
-            attention_head_dim=(2, 4),
-            use_linear_projection=True,
-            cross_attention_dim=64,
-            addition_embed_type="text_time",
-            addition_time_embed_dim=ADDITION_TIME_EMBED_DIM,
-            projection_class_embeddings_input_dim=6 * ADDITION_TIME_EMBED_DIM + PROJECTION_DIM,
-            norm_num_groups=8,
+            sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), mid_block_type="UNetMidBlock2DCrossAttn",
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 2),
+            attention_head_dim=(2, 4), use_linear_projection=True, cross_attention_dim=64,
+            addition_embed_type="text_time", addition_time_embed_dim=ADDITION_TIME_EMBED_DIM,
+            projection_class_embeddings_input_dim=6 * ADDITION_TIME_EMBED_DIM + PROJECTION_DIM, norm_num_groups=8,
         )
-        torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(text_config(tokenizer, "quick_gelu"))
-        torch.manual_seed(seed + 1)
-        text_encoder_2 = CLIPTextModelWithProjection(text_config(tokenizer_2, "gelu"))
-        torch.manual_seed(seed)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 3,
-            up_block_types=("UpDecoderBlock2D",) * 3,
-            block_out_channels=(8, 16, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=4,
-            sample_size=sample_size * VAE_SCALE_FACTOR,
-            scaling_factor=0.13025,
-        )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        timestep_spacing="leading",
-        steps_offset=1,
-    )
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       timestep_spacing="leading", steps_offset=1)
     components = dict(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2,
-        unet=unet,
-        scheduler=scheduler,
-        force_zeros_for_empty_prompt=True,
-        add_watermarker=False,
+        vae=tiny_vae(seed=seed, sample_size=sample_size * VAE_SCALE_FACTOR, scaling_factor=0.13025),
+        text_encoder=tiny_clip_text_encoder(tokenizer, seed=seed, projection_dim=PROJECTION_DIM),
+        text_encoder_2=tiny_clip_text_encoder(tokenizer_2, seed=seed + 1, with_projection=True,
+                                              projection_dim=PROJECTION_DIM, hidden_act="gelu"),
+        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
+        force_zeros_for_empty_prompt=True, add_watermarker=False,
     )
-    if pag:
-        pipe = StableDiffusionXLPAGPipeline(**components, pag_applied_layers="mid")
-    else:
-        pipe = StableDiffusionXLPipeline(**components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return assemble("StableDiffusionXLPipeline", components, pag="StableDiffusionXLPAGPipeline" if pag else None,
+                    pag_applied_layers="mid")

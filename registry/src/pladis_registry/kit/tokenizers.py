@@ -1,4 +1,5 @@
-"""Offline tiny tokenizers (CLIP-style byte-level BPE and Gemma-style BPE) for random-weight pipelines.
+"""Offline tiny tokenizers (CLIP-style byte-level BPE, Gemma-style BPE, T5-style Unigram) for random-weight
+pipelines.
 
 Nothing is downloaded: the vocabularies and merges are learned in memory, deterministically, from a
 short word list, so that every listed word becomes a single token and any other text still maps to
@@ -164,3 +165,22 @@ def tiny_gemma_tokenizer(vocab_words: Sequence[str] | None = None, model_max_len
         add_eos_token=False,
         model_max_length=model_max_length,
     )
+
+
+T5_SPECIALS: tuple[str, ...] = ("<pad>", "</s>", "<unk>")
+
+
+def tiny_t5_tokenizer(vocab_words: Sequence[str] | None = None, model_max_length: int = 512) -> Any:
+    """A ``transformers.T5Tokenizer`` (tokenizers-backed Unigram, ``▁`` word prefix) built offline.
+
+    T5 conventions: ``<pad>``=0, ``</s>``=1 (appended, ``add_special_tokens=True``), ``<unk>``=2, no
+    ``<extra_id_*>`` sentinels; then ``▁``, the ASCII characters and a ``▁word`` piece per word of
+    ``vocab_words`` (default :data:`DEFAULT_WORDS`), scored so that every listed word is one token and other
+    text falls back to characters (``<unk>`` outside ASCII). ``len(tokenizer)`` is the vocabulary size.
+    """
+    from transformers import T5Tokenizer
+
+    pieces = [(token, 0.0) for token in T5_SPECIALS] + [("▁", -2.0)]
+    pieces += [(c, -5.0) for c in string.ascii_letters + string.digits + string.punctuation]
+    pieces += [("▁" + word.replace(" ", "▁"), -1.0) for word in dict.fromkeys(_words(vocab_words))]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
