@@ -4,7 +4,8 @@ call alone vs SDPA at the same shapes. fp32 CPU, batch 1, 1024² (4096 image tok
 
     .venv/bin/python tools/bench_joint.py [--threads 2] [--repeats 2] [--flux-depth 1,1] [--sd3-depth 2]
 
-Step times: dense and PLADIS in turn on one model (apply / remove between), best of ``--repeats`` after a
+Times are process CPU time (with one thread, wall time minus what other processes took). Step times:
+dense and PLADIS in turn on one model (apply / remove between), best of ``--repeats`` after a
 warm-up round. Memory: each mode's step in its own subprocess, so that its peak resident memory
 (``ru_maxrss``) is its own; the table gives the peak and the step's rise over the peak before the step.
 """
@@ -89,10 +90,10 @@ def step_times(family: str, depth: str, repeats: int, threads: int) -> dict:
         for i in range(repeats + 1):  # the first round warms up (and builds / loads the native kernel)
             for mode in ("dense", "pladis"):
                 handle = pladis.apply(model, backbone=backbone) if mode == "pladis" else None
-                t0 = time.perf_counter()
+                t0 = time.process_time()  # CPU time: other processes on a shared machine do not count
                 model(**inputs)
                 if i:
-                    times[mode].append(time.perf_counter() - t0)
+                    times[mode].append(time.process_time() - t0)
                 if handle is not None:
                     handle.remove()
     return {mode: min(values) for mode, values in times.items()}
@@ -114,13 +115,13 @@ def attention_alone(repeats: int, threads: int) -> list[dict]:
         text = (0, n_txt) if order == "text_first" else (4096, n)
         joint_attention(q, k, v, text=text)  # warm-up
         sdpa, ours = [], []
-        for _ in range(repeats):  # in turn, so that both see the same machine load
-            t0 = time.perf_counter()
+        for _ in range(repeats):  # in turn; CPU time, so that other processes on the machine do not count
+            t0 = time.process_time()
             F.scaled_dot_product_attention(q, k, v)
-            sdpa.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
+            sdpa.append(time.process_time() - t0)
+            t0 = time.process_time()
             joint_attention(q, k, v, text=text)
-            ours.append(time.perf_counter() - t0)
+            ours.append(time.process_time() - t0)
         rows.append({"shape": f"{name}: 1x{heads}x{n}x{dim}, text {n_txt}", "sdpa_s": min(sdpa), "pladis_s": min(ours)})
     return rows
 
@@ -133,6 +134,7 @@ def main() -> None:
     parser.add_argument("--sd3-depth", default="2", help="MMDiT blocks (SD3.5-Medium has 24)")
     parser.add_argument("--memory", nargs=2, metavar=("FAMILY", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--skip-steps", action="store_true", help="only the attention calls")
+    parser.add_argument("--no-memory", action="store_true", help="step times only (no memory subprocesses)")
     args = parser.parse_args()
     if args.memory:
         family, mode = args.memory
@@ -140,7 +142,8 @@ def main() -> None:
         print(json.dumps(step_memory(family, mode, depth, args.threads)))
         return
 
-    print(f"fp32 CPU, {args.threads} threads, batch 1, 1024², best of {args.repeats} after a warm-up\n")
+    print(f"fp32 CPU, {args.threads} threads, batch 1, 1024², best of {args.repeats} after a warm-up, "
+          "times in process CPU seconds\n")
     print("| joint-attention call | SDPA (s) | PLADIS (s) | × SDPA |\n|---|---|---|---|")
     for row in attention_alone(args.repeats + 1, args.threads):
         print(f"| {row['shape']} | {row['sdpa_s']:.3f} | {row['pladis_s']:.3f} | {row['pladis_s'] / row['sdpa_s']:.2f} |")
@@ -151,8 +154,8 @@ def main() -> None:
     for family, label in (("flux", f"FLUX.1 (full width, {args.flux_depth} double,single blocks)"),
                           ("sd3", f"SD3.5-Medium (full width, {args.sd3_depth} blocks)")):
         depth = args.flux_depth if family == "flux" else args.sd3_depth
-        result = {}
-        for mode in ("dense", "pladis"):
+        result = {mode: {"peak_mib": float("nan"), "step_mib": float("nan")} for mode in ("dense", "pladis")}
+        for mode in () if args.no_memory else ("dense", "pladis"):
             command = [sys.executable, __file__, "--memory", family, mode, "--threads", str(args.threads),
                        "--flux-depth", args.flux_depth, "--sd3-depth", args.sd3_depth]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
