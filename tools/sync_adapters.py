@@ -51,7 +51,9 @@ def discover(root: Path = ROOT) -> list[Adapter]:
         distribution = data["project"]["name"]
         if not distribution.startswith("pladis-adapter-"):
             raise ValueError(f"{path}: distribution {distribution!r} must be named pladis-adapter-<backbone>")
-        table = data.get("tool", {}).get("pladis", {})
+        table = data.get("tool", {}).get("pladis")
+        if table is None:
+            raise ValueError(f"{path}: add a [tool.pladis] table (extra = \"<name>\", onnx-tests, tiny-pipeline-tests)")
         unknown = set(table) - {"extra", "onnx-tests", "tiny-pipeline-tests"}
         if unknown:
             raise ValueError(f"{path}: unknown [tool.pladis] keys {sorted(unknown)}")

@@ -76,6 +76,11 @@ def test_bad_declarations_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"typo/pyproject.toml: unknown \[tool.pladis\] keys \['extras'\]"):
         sync_adapters.discover(root)
     shutil.rmtree(root / "adapters" / "typo")
+    (root / "adapters" / "bare").mkdir()
+    (root / "adapters" / "bare" / "pyproject.toml").write_text('[project]\nname = "pladis-adapter-bare"\n')
+    with pytest.raises(ValueError, match=r"bare/pyproject.toml: add a \[tool.pladis\] table"):
+        sync_adapters.discover(root)
+    shutil.rmtree(root / "adapters" / "bare")
     (root / "adapters" / "odd").mkdir()
     (root / "adapters" / "odd" / "pyproject.toml").write_text('[project]\nname = "odd-adapter"\n')
     with pytest.raises(ValueError, match=r"must be named pladis-adapter-<backbone>"):

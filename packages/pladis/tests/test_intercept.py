@@ -187,3 +187,26 @@ def test_the_wrapper_keeps_the_original_call_signature(flux):
         wrapper = next(iter(handle.processors.values()))
         original = handle.originals[handle.layer_names[0]]
         assert inspect.signature(wrapper.__call__).parameters.keys() == inspect.signature(original.__call__).parameters.keys()
+
+
+def test_call_index_replaces_only_that_sdpa_call():
+    """``call`` = 1: a processor's second SDPA call (Wan I2V's text call, after its image call) gets
+    PLADIS, the first stays SDPA."""
+    import torch.nn.functional as F
+
+    from pladis.intercept import TextContext, wrap_processor
+
+    class TwoCalls:
+        def __call__(self, attn, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = (torch.randn(1, 2, 5, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    dense = F.scaled_dot_product_attention(q, k, v)
+    ours = pladis.pladis_attention(q, k, v, scale=2.0, backend="eager")
+    for call, expected in ((1, (dense, ours)), ("all", (ours, ours))):
+        spec = AdapterSpec(name="calls", layer_groups={"x": "x"}, extra={"attention": {"kind": "cross", "call": call}})
+        config = intercept_config(spec)
+        wrapper = wrap_processor(TwoCalls(), config, TextContext(torch.nn.Linear(1, 1), config, None), 2.0, 1.5, 1.0,
+                                 "eager")
+        first, second = wrapper(None, q, k, v)
+        assert torch.allclose(first, expected[0], atol=1e-6) and torch.allclose(second, expected[1], atol=1e-6)

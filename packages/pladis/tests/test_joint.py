@@ -71,12 +71,15 @@ def test_attention_equals_the_float64_weights_times_v(order, backend):
 
 
 @pytest.mark.parametrize("order", ["text_first", "image_first"])
-def test_text_query_rows_are_exactly_dense(order):
+def test_text_query_rows_are_dense(order):
+    """(Exactly so in the weights, above; the output's text rows come from an SDPA call over those rows
+    alone, equal to the full call's up to fp32 rounding.)"""
     q, k, v = _qkv(seed=2)
     text, _ = _spans(order)
     out = joint_attention(q, k, v, text=text, scale=2.0)
     dense = F.scaled_dot_product_attention(q, k, v)
-    assert torch.equal(out[..., slice(*text), :], dense[..., slice(*text), :])
+    assert torch.allclose(out[..., slice(*text), :], dense[..., slice(*text), :], atol=1e-6, rtol=0)
+    assert not torch.allclose(out, dense, atol=1e-4)
 
 
 def test_scale_zero_is_sdpa_bit_for_bit():

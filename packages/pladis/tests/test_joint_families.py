@@ -178,3 +178,38 @@ def test_sd3_pag_pipeline_composes_with_pladis():
     finally:
         counter.remove()
     assert np.isfinite(both).all() and np.abs(both - pag).max() > 1e-3
+
+
+@pytest.mark.parametrize("backbone", ["flux", "qwen-image"])
+def test_attention_map_recorders_leave_the_images_unchanged(backbone):
+    """The CLI's ``maps`` recorders on joint models: same images as PLADIS on / off, one image × text map
+    per layer (the conditional call only: Qwen-Image's negative-prompt call is left out)."""
+    from pladis.cli._attention_maps import AttentionMapStore, install_recorders
+
+    spec = default_registry().get(backbone).spec
+    pipe = spec.tiny(seed=0)
+    base = _images(pipe, spec)
+    with pladis.enabled(pipe):
+        on = _images(pipe, spec)
+    for baseline, expected in ((True, base), (False, on)):
+        store = AttentionMapStore()
+        handle = pladis.apply(pipe)
+        install_recorders(handle, store, baseline=baseline)
+        try:
+            assert np.array_equal(_images(pipe, spec), expected)
+        finally:
+            handle.remove()
+        assert sorted(store.sums) == sorted(handle.layer_names)
+        assert store.steps == spec.tiny_call_kwargs["num_inference_steps"]
+        maps = store.maps(32, 32)
+        assert maps.ndim == 3 and bool(maps.isfinite().all())
+        if baseline:  # dense weights: a block of rows that sum to 1 over all keys
+            block = next(iter(store.sums.values())) / store.steps
+            assert bool((maps >= 0).all()) and bool((block.sum(-1) <= 1 + 1e-5).all())
+
+
+@pytest.mark.parametrize("backbone", ["flux", "qwen-image", "sd3"])  # flux2: check_adapter passes the prompt
+def test_the_adapter_kit_contract(backbone):  # positionally, and Flux2KleinPipeline's first parameter is `image`
+    from pladis_registry.testing import check_adapter
+
+    check_adapter(default_registry().get(backbone).spec)

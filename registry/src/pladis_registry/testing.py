@@ -100,11 +100,12 @@ def module_state(denoiser: Any) -> dict[str, tuple[Any, dict[str, tuple]]]:
 
 def _changed(before: Mapping[str, tuple], after: Mapping[str, tuple]) -> set[str]:
     """Modules whose processor is another object or whose hook dicts differ (by key and object)."""
+
+    def same_hooks(a: tuple, b: tuple) -> bool:
+        return len(a) == len(b) and all(ka == kb and va is vb for (ka, va), (kb, vb) in zip(a, b, strict=True))
+
     def same(a: tuple, b: tuple) -> bool:
-        if a[0] is not b[0]:
-            return False
-        return all(len(a[1][k]) == len(b[1][k]) and all(ka == kb and va is vb for (ka, va), (kb, vb)
-                                                       in zip(a[1][k], b[1][k], strict=True)) for k in a[1])
+        return a[0] is b[0] and all(same_hooks(a[1][attr], b[1][attr]) for attr in _HOOK_DICTS)
 
     return {name for name in before.keys() | after.keys()
             if name not in before or name not in after or not same(before[name], after[name])}
@@ -136,8 +137,8 @@ def _as_array(output: Any) -> Any:
 class _Runner:
     """Calls the tiny pipeline with one preset, a fixed seed, and counts the denoiser calls."""
 
-    def __init__(self, spec: AdapterSpec, pipe: Any, call_kwargs: Mapping[str, Any], prompt: str, seed: int):
-        self.spec, self.pipe, self.prompt, self.seed = spec, pipe, prompt, seed
+    def __init__(self, pipe: Any, call_kwargs: Mapping[str, Any], prompt: str, seed: int):
+        self.pipe, self.prompt, self.seed = pipe, prompt, seed
         self.call_kwargs = dict(call_kwargs)
         self.denoiser = _denoiser(pipe)
 
@@ -198,7 +199,7 @@ def check_adapter(
         where = f"adapter {spec.name!r}, preset {name!r}"
         kwargs = spec.presets[name].configure(pipe)
         kwargs.update(extra)
-        run = _Runner(spec, pipe, kwargs, prompt, seed)
+        run = _Runner(pipe, kwargs, prompt, seed)
         original = module_state(denoiser)
         baseline, calls = run()
         assert calls > 0, f"{where}: the denoiser was never called"

@@ -138,6 +138,7 @@ class TextContext:
     def __init__(self, denoiser: Any, config: InterceptConfig, window: StepWindow | None) -> None:
         self.text_argument, self.window, self.timestep_scale = config.text_length, window, config.timestep_scale
         self.text_length: int | None = None
+        self.calls_at_timestep, self._timestep = 0, None  # the n-th denoiser call at this timestep (true CFG: 2)
         names = list(inspect.signature(denoiser.forward).parameters)
         self._text_position = names.index(self.text_argument) if self.text_argument in names else None
         self._time_position = names.index("timestep") if "timestep" in names else None
@@ -147,6 +148,9 @@ class TextContext:
         text = _argument(args, kwargs, self.text_argument, self._text_position)
         self.text_length = int(text.shape[1]) if isinstance(text, torch.Tensor) and text.ndim >= 2 else None
         timestep = _argument(args, kwargs, "timestep", self._time_position)
+        value = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) and timestep.numel() else timestep
+        self.calls_at_timestep = self.calls_at_timestep + 1 if value == self._timestep else 1
+        self._timestep = value
         if self.window is not None and timestep is not None:
             self.window.observe(timestep * self.timestep_scale)
 
@@ -211,6 +215,9 @@ class InterceptProcessor:
     ) -> None:
         self.original, self.config, self.context = original, config, context
         self.scale, self.alpha, self.temperature, self.backend = scale, alpha, temperature, backend
+        # recorder(query, key, value, attn_mask, text, active) sees every replaced joint product (attention maps);
+        # with one set, inactive calls are intercepted too and left to SDPA (the same bits)
+        self.recorder: Any = None
 
     def __getattr__(self, name: str) -> Any:
         if name == "original":  # not yet set (copy/pickle): no recursion
@@ -229,7 +236,7 @@ class InterceptProcessor:
         return self.scale != 0.0 and (window is None or window.contains_current_step())
 
     def _run(self, attn: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self.is_active():
+        if not self.is_active() and self.recorder is None:
             return self.original(attn, *args, **kwargs)
         with SDPAInterceptor(self._attend):
             return self.original(attn, *args, **kwargs)
@@ -244,6 +251,10 @@ class InterceptProcessor:
         if self.config.kind == "cross":
             return self.attend_cross(query, key, value, attn_mask)
         text = self.text_span(key.shape[-2])
+        if self.recorder is not None:
+            self.recorder(query, key, value, attn_mask, text, self.is_active())
+            if not self.is_active():
+                return None
         return self.attend_joint(query, key, value, attn_mask, text)
 
     def attend_cross(self, query, key, value, attn_mask) -> torch.Tensor:

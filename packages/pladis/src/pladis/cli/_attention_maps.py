@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from pladis.attention import pladis_weights
+from pladis.intercept import InterceptProcessor
+from pladis.joint import joint_block_weights
 from pladis.processor import PLADISAttnProcessor
 
 __all__ = ["AttentionMapRecorder", "AttentionMapStore", "install_recorders", "prompt_tokens"]
@@ -93,12 +95,37 @@ def install_recorders(handle: Any, store: AttentionMapStore, *, baseline: bool) 
     """
     for name, module in handle.modules.items():
         installed = module.processor
+        if isinstance(installed, InterceptProcessor):  # joint attention: the image × text block
+            installed.recorder = _joint_recorder(name, store, installed, baseline)
+            continue
         module.set_processor(AttentionMapRecorder(
             0.0 if baseline else installed.scale, installed.alpha, installed.temperature,
             original=None if baseline else getattr(installed, "original", None),
             style=getattr(installed, "style", None), window=getattr(installed, "window", None),
             name=name, store=store,
         ))
+
+
+def _joint_recorder(name: str, store: AttentionMapStore, processor: Any, baseline: bool) -> Any:
+    """A recorder for an intercepted joint product: the head-averaged image × text block of the weights
+    (λ = 0 for the baseline, else the processor's λ while active)."""
+
+    def record(query, key, value, attn_mask, text, active) -> None:
+        if processor.context.calls_at_timestep > 1:  # true CFG's separate negative-prompt call (Qwen-Image)
+            return
+        with torch.no_grad():
+            i = store.cond_index(query.shape[0])
+            mask = attn_mask[i : i + 1] if attn_mask is not None and attn_mask.shape[0] == query.shape[0] else attn_mask
+            block = joint_block_weights(
+                query[i : i + 1], key[i : i + 1], value[i : i + 1], mask, text=text,
+                scale=processor.scale if active and not baseline else 0.0, alpha=processor.alpha,
+                temperature=processor.temperature,
+            )
+            store.add(name, block[0].mean(0))
+
+    if baseline:  # the baseline row runs dense attention: the wrapper leaves every product to SDPA
+        processor.scale = 0.0
+    return record
 
 
 def prompt_tokens(tokenizer: Any, prompt: str, keys: int) -> list[tuple[int, str]]:
