@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import _options, _video
@@ -41,10 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ._attention_maps import AttentionMapStore, install_recorders, prompt_tokens
-
     prompts = _options.read_prompts(args)
     _options.check_window(args)
     if args.scale == 0:
@@ -65,55 +64,82 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--frame: {type(pipe).__name__} makes images, not videos")
     off, on = _options.pladis_settings(args, scale=0.0), _options.pladis_settings(args)
     run_ = Run(args, "maps", 2 * len(prompts))
-
     for index, prompt in enumerate(prompts):
-        name = stem(index, prompt)
-        results = {}
-        for variant in ("baseline", "pladis"):
-            store = AttentionMapStore(cond_index)
-            handle = session.apply(on)
-            install_recorders(handle, store, baseline=variant == "baseline")
-            try:
-                image, seconds = generate_one(prompt, args.seed, run_.progress, extra)
-            finally:
-                handle.remove()
-            results[variant] = (image, seconds, store.maps(image.height, image.width), store)
-        keys = results["baseline"][2].shape[0]
-        tokens = prompt_tokens(tokenizer, prompt, keys) if tokenizer is not None else \
-            [(i, f"#{i}") for i in range(keys)]
-        if wanted:
-            tokens = [t for t in tokens if t[1].lower() in wanted]
-        tokens = tokens[: args.max_tokens]
-        rows, arrays = [], {}
-        for variant, (_image, _seconds, maps, _store) in results.items():
-            arrays[variant] = maps[[p for p, _ in tokens]].numpy() if tokens else np.zeros((0,) + maps.shape[1:])
-        peaks = [max(float(arrays[v][t].max()) for v in arrays) or 1.0 for t in range(len(tokens))]
-        for variant, (image, *_rest) in results.items():
-            display = image.resize(_display_size(image), resample=0)
-            rows.append([display] + [overlay(display, arrays[variant][t] / peaks[t]) for t in range(len(tokens))]
-                        + [colour_bar(*display.size, top="token peak")])
-        store = results["pladis"][3]
-        footer = (f"seed {args.seed} · {session.caption()} · head-averaged cross-attention of the conditional "
-                  f"branch, mean over {store.steps} steps and {len(store.sums)} layers; colour scale per token "
-                  f"shared by both rows" + "".join(f" · {n}" for n in notes))
-        from ._grid import make_grid
-
-        grid, layout = make_grid(rows, col_labels=["image"] + [text for _, text in tokens] + ["colour scale"],
-                                 row_labels=[off.label(), on.label()], title=prompt, footer=footer,
-                                 min_cell=DISPLAY_SIDE)
-        npz = run_.out / f"{name}-maps.npz"
-        np.savez_compressed(npz, baseline=arrays["baseline"], pladis=arrays["pladis"],
-                            tokens=np.array([t for _, t in tokens]), positions=np.array([p for p, _ in tokens]))
-        run_.add_file(npz)
-        run_.save(grid, f"{name}-maps", run_.sidecar(
-            session, prompt=prompt, seed=args.seed, pladis=on.as_dict(), baseline=off.as_dict(),
-            tokens=[{"position": p, "text": t} for p, t in tokens], maps_file=npz.name,
-            recorded={"steps": store.steps, "layers": sorted(store.sums), "map_size": list(arrays["pladis"].shape[1:])},
-            notes=notes, grid=layout,
-            timings={"generate_s": round(results["baseline"][1] + results["pladis"][1], 4),
-                     "baseline_s": round(results["baseline"][1], 4), "pladis_s": round(results["pladis"][1], 4)},
-        ))
+        prompt_maps(session, run_, prompt, index, seed=args.seed, off=off, on=on, wanted=wanted,
+                    max_tokens=args.max_tokens, extra=extra, notes=notes, cond_index=cond_index,
+                    generate_one=generate_one, progress=run_.progress)
     return run_.finish()
+
+
+@dataclass(frozen=True)
+class PromptMaps:
+    """What :func:`prompt_maps` wrote for one prompt."""
+
+    grid: Path
+    npz: Path
+    tokens: list[tuple[int, str]]
+    peaks: list[float]
+    timings: dict[str, float]
+    footer: str
+
+
+def prompt_maps(session: Any, run_: Run, prompt: str, index: int, *, seed: int, off: Any, on: Any,
+                wanted: list[str] | None, max_tokens: int, extra: dict[str, Any], notes: list[str],
+                cond_index: Callable[[int], int], generate_one: Callable[..., Any], progress: Any,
+                **sidecar: Any) -> PromptMaps:
+    """One prompt generated with PLADIS off and on while recording its per-token maps: writes the figure
+    (with its sidecar, plus ``sidecar`` entries) and the raw maps (.npz) into ``run_``."""
+    import numpy as np
+
+    from ._attention_maps import AttentionMapStore, install_recorders, prompt_tokens
+    from ._grid import make_grid
+
+    tokenizer = getattr(session.pipe, "tokenizer", None)
+    name = stem(index, prompt)
+    results = {}
+    for variant in ("baseline", "pladis"):
+        store = AttentionMapStore(cond_index)
+        handle = session.apply(on)
+        install_recorders(handle, store, baseline=variant == "baseline")
+        try:
+            image, seconds = generate_one(prompt, seed, progress, extra)
+        finally:
+            handle.remove()
+        results[variant] = (image, seconds, store.maps(image.height, image.width), store)
+    keys = results["baseline"][2].shape[0]
+    tokens = prompt_tokens(tokenizer, prompt, keys) if tokenizer is not None else \
+        [(i, f"#{i}") for i in range(keys)]
+    if wanted:
+        tokens = [t for t in tokens if t[1].lower() in wanted]
+    tokens = tokens[:max_tokens]
+    rows, arrays = [], {}
+    for variant, (_image, _seconds, maps, _store) in results.items():
+        arrays[variant] = maps[[p for p, _ in tokens]].numpy() if tokens else np.zeros((0,) + maps.shape[1:])
+    peaks = [max(float(arrays[v][t].max()) for v in arrays) or 1.0 for t in range(len(tokens))]
+    for variant, (image, *_rest) in results.items():
+        display = image.resize(_display_size(image), resample=0)
+        rows.append([display] + [overlay(display, arrays[variant][t] / peaks[t]) for t in range(len(tokens))]
+                    + [colour_bar(*display.size, top="token peak")])
+    store = results["pladis"][3]
+    footer = (f"seed {seed} · {session.caption()} · head-averaged cross-attention of the conditional "
+              f"branch, mean over {store.steps} steps and {len(store.sums)} layers; colour scale per token "
+              f"shared by both rows" + "".join(f" · {n}" for n in notes))
+    grid, layout = make_grid(rows, col_labels=["image"] + [text for _, text in tokens] + ["colour scale"],
+                             row_labels=[off.label(), on.label()], title=prompt, footer=footer,
+                             min_cell=DISPLAY_SIDE)
+    npz = run_.out / f"{name}-maps.npz"
+    np.savez_compressed(npz, baseline=arrays["baseline"], pladis=arrays["pladis"],
+                        tokens=np.array([t for _, t in tokens]), positions=np.array([p for p, _ in tokens]))
+    run_.add_file(npz)
+    timings = {"generate_s": round(results["baseline"][1] + results["pladis"][1], 4),
+               "baseline_s": round(results["baseline"][1], 4), "pladis_s": round(results["pladis"][1], 4)}
+    path = run_.save(grid, f"{name}-maps", run_.sidecar(
+        session, prompt=prompt, seed=seed, **sidecar, pladis=on.as_dict(), baseline=off.as_dict(),
+        tokens=[{"position": p, "text": t} for p, t in tokens], maps_file=npz.name,
+        recorded={"steps": store.steps, "layers": sorted(store.sums), "map_size": list(arrays["pladis"].shape[1:])},
+        notes=notes, grid=layout, timings=timings,
+    ))
+    return PromptMaps(path, npz, tokens, peaks, timings, footer)
 
 
 def _cond_index(pipe: Any, batch: int) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from . import _options
 from ._grid import make_grid
@@ -39,46 +41,62 @@ def run(args: argparse.Namespace) -> int:
     prompts = _options.read_prompts(args)
     _options.check_window(args)
     session = load_session(args)
-    scales, alphas = args.scales, args.alphas
-    # one shared baseline column when λ = 0 is asked for
-    settings = {(a, s): _options.pladis_settings(args, scale=s, alpha=a) for a in alphas for s in scales}
-    jobs = [(alphas[0], 0.0)] if 0.0 in scales else []
-    jobs += [(a, s) for a in alphas for s in scales if s != 0.0]
+    settings, jobs = sweep_jobs(args)
     run_ = Run(args, "sweep", len(prompts) * len(jobs))
 
-    results: dict[tuple[int, float, float], tuple] = {}
+    results: dict[int, dict[tuple[float, float], tuple]] = {index: {} for index in range(len(prompts))}
     for alpha, scale in jobs:  # settings outer: PLADIS is applied once per (α, λ)
         session.apply(settings[alpha, scale])
         for index, prompt in enumerate(prompts):
-            results[index, alpha, scale] = session.generate(prompt, args.seed, run_.progress)
-
+            results[index][alpha, scale] = session.generate(prompt, args.seed, run_.progress)
     for index, prompt in enumerate(prompts):
-        name = stem(index, prompt)
-        rows, cells = [], []
-        for alpha in alphas:
-            row = []
-            for scale in scales:
-                image, seconds = results[index, alphas[0] if scale == 0.0 else alpha, 0.0 if scale == 0.0 else scale]
-                row.append(image)
-                cell = {"row": len(rows), "col": len(row) - 1, "pladis": settings[alpha, scale].as_dict(),
-                        "generate_s": round(seconds, 4), "shared_baseline": scale == 0.0}
-                if args.save_cells:
-                    cell_name = f"{name}-a{alpha:g}-l{scale:g}"
-                    cell["file"] = f"{cell_name}.png"
-                    run_.save(image, cell_name, run_.sidecar(
-                        session, prompt=prompt, seed=args.seed, pladis=settings[alpha, scale].as_dict(),
-                        timings={"generate_s": round(seconds, 4)}))
-                cells.append(cell)
-            rows.append(row)
-        grid, layout = make_grid(
-            rows, col_labels=[f"lambda={s:g}" + (" (off)" if s == 0 else "") for s in scales],
-            row_labels=[_row_label(a) for a in alphas], title=prompt,
-            footer=f"seed {args.seed} · {session.caption()}",
-        )
-        total = sum(results[k][1] for k in results if k[0] == index)
-        run_.save(grid, f"{name}-sweep", run_.sidecar(
-            session, prompt=prompt, seed=args.seed, scales=scales, alphas=alphas,
-            pladis={"temperature": args.temperature, "layers": args.layers, "start": args.start, "end": args.end},
-            grid=layout, cells=cells, timings={"generate_s": round(total, 4)},
-        ))
+        save_sweep(session, run_, args, prompt, index, settings, results[index], save_cells=args.save_cells)
     return run_.finish()
+
+
+def sweep_jobs(args: argparse.Namespace) -> tuple[dict[tuple[float, float], Any], list[tuple[float, float]]]:
+    """The settings of every (α, λ) cell, and the (α, λ) runs that make them: λ = 0 once, shared by
+    every row, when it is asked for."""
+    scales, alphas = args.scales, args.alphas
+    settings = {(a, s): _options.pladis_settings(args, scale=s, alpha=a) for a in alphas for s in scales}
+    jobs = [(alphas[0], 0.0)] if 0.0 in scales else []
+    jobs += [(a, s) for a in alphas for s in scales if s != 0.0]
+    return settings, jobs
+
+
+def save_sweep(session: Any, run_: Run, args: argparse.Namespace, prompt: str, index: int,
+               settings: dict[tuple[float, float], Any], results: dict[tuple[float, float], tuple], *,
+               save_cells: bool = False, **sidecar: Any) -> tuple[Path, list[dict[str, Any]], float]:
+    """Write one prompt's λ × α grid (and, with ``save_cells``, every cell) from its runs' ``results``
+    ((α, λ) → (image, seconds)); returns the grid's path, its cells and the total generation time."""
+    scales, alphas = args.scales, args.alphas
+    name = stem(index, prompt)
+    rows, cells = [], []
+    for alpha in alphas:
+        row = []
+        for scale in scales:
+            image, seconds = results[(alphas[0], 0.0) if scale == 0.0 else (alpha, scale)]
+            row.append(image)
+            cell = {"row": len(rows), "col": len(row) - 1, "pladis": settings[alpha, scale].as_dict(),
+                    "generate_s": round(seconds, 4), "shared_baseline": scale == 0.0}
+            if save_cells:
+                cell_name = f"{name}-a{alpha:g}-l{scale:g}"
+                cell["file"] = f"{cell_name}.png"
+                run_.save(image, cell_name, run_.sidecar(
+                    session, prompt=prompt, seed=args.seed, pladis=settings[alpha, scale].as_dict(),
+                    timings={"generate_s": round(seconds, 4)}))
+            cells.append(cell)
+        rows.append(row)
+    grid, layout = make_grid(
+        rows, col_labels=[f"lambda={s:g}" + (" (off)" if s == 0 else "") for s in scales],
+        row_labels=[_row_label(a) for a in alphas], title=prompt,
+        footer=f"seed {args.seed} · {session.caption()}",
+    )
+    total = sum(seconds for _, seconds in results.values())
+    path = run_.save(grid, f"{name}-sweep", run_.sidecar(
+        session, prompt=prompt, seed=args.seed, **sidecar, scales=scales, alphas=alphas,
+        pladis={"temperature": args.temperature, "layers": args.layers, "start": args.start, "end": args.end},
+        grid=layout, cells=cells, timings={"generate_s": round(total, 4)},
+    ))
+    return path, cells, total
+
