@@ -156,3 +156,10 @@ def test_the_caption_names_layers_window_and_temperature():
     assert PladisSettings(scale=2, alpha=1.5).label() == "PLADIS lambda=2 alpha=1.5"
     label = PladisSettings(scale=2, alpha=1.5, temperature=2.0, layers=["mid", "up"], start=0.0, end=0.5).label()
     assert label == "PLADIS lambda=2 alpha=1.5 T=2 layers=mid,up window=0-0.5"
+
+
+@pytest.mark.parametrize("alpha", ["1.005", "2.5", "0.9"])
+def test_an_alpha_the_library_refuses_is_a_usage_error_before_loading(cli, alpha):
+    code, out, err = cli("generate", "a cat", "--alpha", alpha, "--out", "o")
+    assert code == 2 and "--alpha" in _one_error(err) and "1 (softmax) or in [1.01, 2]" in err
+    assert not Path("o").exists()

@@ -39,10 +39,13 @@ def scale_value(text: str) -> float:
 
 
 def alpha_value(text: str) -> float:
-    value = _number(text)
-    if not 1.0 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"alpha must be in [1, 2] (1.5 = entmax15, 2 = sparsemax); got {text}")
-    return value
+    """α, checked as the library checks it (1, or [1.01, 2])."""
+    from .._checks import check_alpha  # imports torch: only once an alpha is given
+
+    try:
+        return check_alpha(_number(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def temperature_value(text: str) -> float:
