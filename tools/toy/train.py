@@ -1,6 +1,6 @@
-"""Train the toy text-to-image model shipped in ``models/toy`` (CPU, 2 cores; not run by CI).
+"""Train the toy text-to-image model shipped in ``packages/pladis/src/pladis/toy_model`` (CPU, 2 cores; not run by CI).
 
-    .venv/bin/python tools/toy/train.py --out models/toy --threads 1   # the shipped run (5250 steps)
+    .venv/bin/python tools/toy/train.py --out packages/pladis/src/pladis/toy_model --threads 1   # the shipped run (5250 steps)
 
 The shipped model is the step-5250 checkpoint (48.6 min at ~0.55 s/step with 1 thread on a 2-core machine
 shared with other jobs; 2 OpenMP threads were 2-8x *slower* there because of the contention).  Loss values
@@ -100,7 +100,8 @@ def save_pipeline(out: Path, tokenizer, text_encoder, unet, scheduler) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("models/toy"))
+    ap.add_argument("--out", type=Path, default=Path("outputs/toy-model"),
+                    help="output folder (default: outputs/toy-model; the shipped model is pladis/toy_model)")
     ap.add_argument("--steps", type=int, default=5250)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
