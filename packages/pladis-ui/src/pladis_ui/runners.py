@@ -101,7 +101,7 @@ def maps(engine: Any, job: Any) -> dict[str, Any]:
     import numpy as np
 
     from pladis.cli._attention_maps import AttentionMapStore, install_recorders, prompt_tokens
-    from pladis.cli._grid import overlay
+    from pladis.cli._grid import colour_bar, overlay
     from pladis.cli.maps import DISPLAY_SIDE, _aligned_keys, _check_tokens, _cond_index, _display_size
 
     args = job.args
@@ -134,12 +134,13 @@ def maps(engine: Any, job: Any) -> dict[str, Any]:
     rows = []
     for variant, (image, *_rest) in results.items():
         display = image.resize(_display_size(image), resample=0)
-        rows.append([display] + [overlay(display, arrays[variant][t] / peaks[t]) for t in range(len(tokens))])
+        rows.append([display] + [overlay(display, arrays[variant][t] / peaks[t]) for t in range(len(tokens))]
+                    + [colour_bar(*display.size, top="token peak")])
     store = results["pladis"][3]
     footer = (f"seed {args.seed} · {session.caption()} · head-averaged cross-attention of the conditional "
               f"branch, mean over {store.steps} steps and {len(store.sums)} layers; colour scale per token "
               f"shared by both rows" + "".join(f" · {n}" for n in notes))
-    grid, layout = make_grid(rows, col_labels=["image"] + [text for _, text in tokens],
+    grid, layout = make_grid(rows, col_labels=["image"] + [text for _, text in tokens] + ["colour scale"],
                              row_labels=[off.label(), on.label()], title=args.prompt, footer=footer,
                              min_cell=DISPLAY_SIDE)
     name = stem(0, args.prompt)
