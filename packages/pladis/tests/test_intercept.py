@@ -210,3 +210,29 @@ def test_call_index_replaces_only_that_sdpa_call():
                                  "eager")
         first, second = wrapper(None, q, k, v)
         assert torch.allclose(first, expected[0], atol=1e-6) and torch.allclose(second, expected[1], atol=1e-6)
+
+
+def test_enabled_inside_an_applied_handle_gives_it_back_with_its_hook(flux):
+    model, inputs = flux
+    registry = _registry(_flux_spec())
+    outer = pladis.apply(model, scale=1.0, registry=registry)
+    outer_out = _run(model, inputs)
+    processors, pre_hooks = dict(model.attn_processors), dict(model._forward_pre_hooks)
+    with pladis.enabled(model, scale=2.0, registry=registry) as inner:
+        assert inner.active and not outer.active
+        assert not torch.equal(_run(model, inputs), outer_out)
+    assert outer.active and all(model.attn_processors[n] is p for n, p in processors.items())
+    assert len(model._forward_pre_hooks) == len(pre_hooks)  # the outer handle's text-length hook, once
+    assert torch.equal(_run(model, inputs), outer_out)
+    outer.remove()
+    assert not hasattr(model, "_pladis_handle")
+
+
+def test_repr_is_one_short_line(flux):
+    model, _ = flux
+    handle = pladis.apply(model, registry=_registry(_flux_spec()))
+    try:
+        text = repr(handle)
+        assert "\n" not in text and len(text) < 300 and "joint-test" in text and "λ=2" in text
+    finally:
+        handle.remove()

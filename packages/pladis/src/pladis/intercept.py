@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from ._checks import PLADISSettings
 from .attention import mask_to_bias, scores_shape
 from .joint import joint_attention
 from .kernels import backends
@@ -317,6 +318,12 @@ class InterceptHandle:
 
     STATE_ATTR = "_pladis_handle"
 
+    def __repr__(self) -> str:
+        settings = PLADISSettings(self.scale, self.alpha, self.temperature, self.backend)
+        window = "whole trajectory" if self.window is None else repr(self.window)
+        return (f"{type(self).__name__}({'active' if self.active else 'inactive'}, adapter={self.adapter.name!r}, "
+                f"{settings!r}, layers={len(self.modules)} of {type(self.denoiser).__name__}, window={window})")
+
     @property
     def layer_names(self) -> list[str]:
         return list(self.modules)
@@ -346,7 +353,12 @@ class InterceptHandle:
     def _install(self) -> None:
         for name, module in self.modules.items():
             module.set_processor(self.processors[name])
-        self._hook = self.denoiser.register_forward_pre_hook(self.context.observe, with_kwargs=True)
+        self._reattach()
+
+    def _reattach(self) -> None:
+        """Make this handle the denoiser's current one again (its text-length hook back), processors as they are."""
+        if self._hook is None:
+            self._hook = self.denoiser.register_forward_pre_hook(self.context.observe, with_kwargs=True)
         setattr(self.denoiser, self.STATE_ATTR, self)
 
 
