@@ -208,8 +208,8 @@ def test_attention_map_recorders_leave_the_images_unchanged(backbone):
             assert bool((maps >= 0).all()) and bool((block.sum(-1) <= 1 + 1e-5).all())
 
 
-@pytest.mark.parametrize("backbone", ["flux", "qwen-image", "sd3"])  # flux2: check_adapter passes the prompt
-def test_the_adapter_kit_contract(backbone):  # positionally, and Flux2KleinPipeline's first parameter is `image`
+@pytest.mark.parametrize("backbone", ["flux", "flux2", "qwen-image", "sd3"])
+def test_the_adapter_kit_contract(backbone):
     from pladis_registry.testing import check_adapter
 
     check_adapter(default_registry().get(backbone).spec)

@@ -148,7 +148,7 @@ class _Runner:
         calls = []
         hook = self.denoiser.register_forward_pre_hook(lambda *_: calls.append(1))
         try:
-            output = self.pipe(self.prompt, generator=torch.Generator().manual_seed(self.seed), **self.call_kwargs)
+            output = self.pipe(prompt=self.prompt, generator=torch.Generator().manual_seed(self.seed), **self.call_kwargs)
         finally:
             hook.remove()
         return _as_array(output), len(calls)
