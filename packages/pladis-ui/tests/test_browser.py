@@ -137,7 +137,7 @@ def test_page_runs_off_and_on_and_shows_what_pladis_compare_writes(browser, serv
     browser.find_element(By.ID, "run-compare").click()
     error = wait(browser, lambda d: d.find_element(By.ID, "error") if d.find_element(By.ID, "error").is_displayed()
                  else False, "no message for α = 3")
-    assert error.text == "α (alpha): alpha must be in [1, 2] (1.5 = entmax15, 2 = sparsemax); got 3"
+    assert error.text == "α (alpha): alpha must be 1 (softmax) or in [1.01, 2] (1.5 = entmax15, 2 = sparsemax); got 3.0"
     assert "invalid" in browser.find_element(By.ID, "alpha").get_attribute("class")
     assert len(engine.jobs) == jobs  # nothing was queued
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result-compare img")) == 2  # the last result stays
