@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pladis_registry import AdapterSpec, Preset, hookimpl
+from pladis_registry.kit.pipelines import pipeline_loader
 
 from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
 DEFAULT_MODEL = "Qwen/Qwen-Image"
 
 
-def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
-                  **kwargs: Any) -> Any:
-    """Load a ``QwenImagePipeline`` (hub id or local folder; safetensors first)."""
-    import diffusers
-
-    from pladis_registry.kit.loading import load_pretrained
-
-    return load_pretrained(diffusers.QwenImagePipeline, model or DEFAULT_MODEL, variant=variant,
-                           torch_dtype=torch_dtype, **kwargs)
+load_pipeline = pipeline_loader("QwenImagePipeline", DEFAULT_MODEL)
 
 
 SPEC = AdapterSpec(

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pladis_registry import AdapterSpec, Preset, hookimpl
+from pladis_registry.kit.pipelines import pipeline_loader
 
 from .tiny import FAST_CALL_KWARGS, tiny_pipeline
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-3.5-medium"
 
 
-def load_pipeline(model: str | None = None, *, variant: str | None = None, torch_dtype: Any = None,
-                  pag: bool = False, **kwargs: Any) -> Any:
-    """Load an SD3 / SD3.5 pipeline (hub id or local folder; safetensors first) — the PAG one if ``pag``."""
-    import diffusers
-
-    from pladis_registry.kit.loading import load_pretrained
-
-    cls = diffusers.StableDiffusion3PAGPipeline if pag else diffusers.StableDiffusion3Pipeline
-    return load_pretrained(cls, model or DEFAULT_MODEL, variant=variant, torch_dtype=torch_dtype, **kwargs)
+load_pipeline = pipeline_loader("StableDiffusion3Pipeline", DEFAULT_MODEL,
+                                pag_pipeline="StableDiffusion3PAGPipeline")
 
 
 SPEC = AdapterSpec(
