@@ -14,7 +14,14 @@ from pladis_registry import AdapterSpec, Registry
 from ._checks import PLADISSettings
 from .adapters import find_denoiser, resolve_adapter
 from .experts import ExpertsHandle, second_denoisers
-from .intercept import apply_intercept, attention_modules, uses_intercept
+from .intercept import (
+    InterceptProcessor,
+    apply_intercept,
+    attention_modules,
+    unwrap,
+    unwrap_stash,
+    uses_intercept,
+)
 from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
@@ -81,7 +88,7 @@ class PLADISHandle:
         for name, module in self.modules.items():
             if isinstance(module.processor, PLADISAttnProcessor):
                 module.set_processor(self.originals[name])
-        _unwrap_stash(self.denoiser)
+        unwrap_stash(self.denoiser)
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -157,7 +164,7 @@ def apply(
     previous: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
     # a module carrying a PLADIS processor (of an earlier apply, or one a diffusers call put back) keeps
     # the processor that one replaced
-    originals = {name: _pre_pladis(module.processor) for name, module in selected.items()}
+    originals = {name: unwrap(module.processor) for name, module in selected.items()}
     _check_wrappable(originals)
     style = None if adapter.attention_style == "auto" else adapter.attention_style
     if window.whole:
@@ -190,10 +197,10 @@ def remove(pipe_or_denoiser: Any) -> bool:
     if handle is not None:
         handle.remove()  # (its stash included)
     else:
-        _unwrap_stash(denoiser)
-    for module in cross_attention_modules(denoiser).values():
-        original = _pre_pladis(module.processor)
-        if original is not module.processor and not isinstance(original, PLADISAttnProcessor):
+        unwrap_stash(denoiser)
+    for module in _attention_modules(denoiser).values():
+        original = unwrap(module.processor)
+        if original is not module.processor and not isinstance(original, (PLADISAttnProcessor, InterceptProcessor)):
             module.set_processor(original)
             removed = True
     return removed
@@ -213,30 +220,37 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
         yield handle
     finally:
         for denoiser, before, snapshot in zip(denoisers, befores, snapshots, strict=True):
-            current = getattr(denoiser, _STATE_ATTR, None)  # this block's, or one applied inside it
-            if current is not None:
-                current.remove()
-            # back to the very processor objects of before the block (an earlier handle whose processors
-            # a diffusers call had replaced stays inactive)
-            for name, module in _attention_modules(denoiser).items():
-                if name in snapshot and module.processor is not snapshot[name]:
-                    module.set_processor(snapshot[name])
-            if before is not None:
-                before._reattach()
+            _restore(denoiser, before, snapshot)
+
+
+def _restore(denoiser: Any, before: Any, snapshot: dict[str, Any]) -> None:
+    """Put ``denoiser`` back as it was: the current PLADIS handle removed, every attention module's very
+    processor object of ``snapshot`` set again, and ``before`` (the handle current then) current again (an
+    earlier handle whose processors a diffusers call had replaced stays inactive)."""
+    current = getattr(denoiser, _STATE_ATTR, None)
+    if current is not None:
+        current.remove()
+    for name, module in _attention_modules(denoiser).items():
+        if name in snapshot and module.processor is not snapshot[name]:
+            module.set_processor(snapshot[name])
+    if before is not None:
+        before._reattach()
 
 
 def _apply_experts(pipe: Any, experts: dict[str, Any], backbone: str | None, registry: Registry | None,
                    **settings: Any) -> ExpertsHandle:
     """``apply`` on the pipeline's ``transformer`` and on each second denoiser, with the adapter detected on
-    the pipeline; nothing stays applied when one of them fails."""
+    the pipeline; when one of them fails every denoiser is left as it was (its earlier handle included)."""
     adapter = resolve_adapter(pipe, find_denoiser(pipe), backbone, registry)
+    models = [find_denoiser(pipe), *experts.values()]
+    befores = [(model, getattr(model, _STATE_ATTR, None), _processors_of(model)) for model in models]
     handles: list[Any] = []
     try:
-        for model in (find_denoiser(pipe), *experts.values()):
+        for model in models:
             handles.append(apply(model, backbone=adapter.name, registry=registry, **settings))
     except Exception:
-        for handle in handles:
-            handle.remove()
+        for model, before, snapshot in befores:
+            _restore(model, before, snapshot)
         raise
     return ExpertsHandle(handles, ["", *(f"{name}." for name in experts)])
 
@@ -342,22 +356,6 @@ def _indices(selector: Any) -> set[int] | None:
     if isinstance(selector, str) and (m := re.fullmatch(r"(\d+)-(\d+)", selector.strip())):
         return set(range(int(m.group(1)), int(m.group(2)) + 1))
     return None
-
-
-def _pre_pladis(processor: Any) -> Any:
-    """The processor a PLADIS processor replaced (itself when it has none, or for any other processor)."""
-    while isinstance(processor, PLADISAttnProcessor) and processor.original is not None:
-        processor = processor.original
-    return processor
-
-
-def _unwrap_stash(denoiser: Any) -> None:
-    """diffusers' ``fuse_qkv_projections`` keeps the processors it replaced (``original_attn_processors``)
-    for ``unfuse_qkv_projections`` to put back: PLADIS's among them become the ones they replaced."""
-    stash = getattr(denoiser, "original_attn_processors", None)
-    if isinstance(stash, dict):
-        for name, processor in stash.items():
-            stash[name] = _pre_pladis(processor)
 
 
 def _check_wrappable(originals: dict[str, Any]) -> None:

@@ -33,6 +33,12 @@ class ExpertsHandle:
     handles: list[Any]
     names: list[str]
 
+    def __repr__(self) -> str:
+        first = self.handles[0]
+        window = "whole trajectory" if first.window is None else repr(first.window)
+        return (f"{type(self).__name__}({'active' if self.active else 'inactive'}, adapter={first.adapter.name!r}, "
+                f"{first.settings!r}, layers={len(self.modules)} of {len(self.handles)} denoisers, window={window})")
+
     def __getattr__(self, name: str) -> Any:
         if name in ("handles", "names"):
             raise AttributeError(name)

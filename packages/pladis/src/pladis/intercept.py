@@ -55,7 +55,7 @@ from ._checks import PLADISSettings
 from .attention import mask_to_bias, scores_shape
 from .joint import joint_attention
 from .kernels import backends
-from .processor import StepWindow
+from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = [
     "InterceptConfig",
@@ -319,10 +319,14 @@ class InterceptHandle:
     STATE_ATTR = "_pladis_handle"
 
     def __repr__(self) -> str:
-        settings = PLADISSettings(self.scale, self.alpha, self.temperature, self.backend)
         window = "whole trajectory" if self.window is None else repr(self.window)
         return (f"{type(self).__name__}({'active' if self.active else 'inactive'}, adapter={self.adapter.name!r}, "
-                f"{settings!r}, layers={len(self.modules)} of {type(self.denoiser).__name__}, window={window})")
+                f"{self.settings!r}, layers={len(self.modules)} of {type(self.denoiser).__name__}, window={window})")
+
+    @property
+    def settings(self) -> PLADISSettings:
+        """λ, α, temperature and back-end of this ``apply``."""
+        return PLADISSettings(self.scale, self.alpha, self.temperature, self.backend)
 
     @property
     def layer_names(self) -> list[str]:
@@ -345,6 +349,7 @@ class InterceptHandle:
         for name, module in self.modules.items():
             if isinstance(module.processor, InterceptProcessor):
                 module.set_processor(self.originals[name])
+        unwrap_stash(self.denoiser)
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -363,10 +368,22 @@ class InterceptHandle:
 
 
 def unwrap(processor: Any) -> Any:
-    """The processor a PLADIS wrapper replaced (itself for any other processor)."""
-    while isinstance(processor, InterceptProcessor):
+    """The processor PLADIS replaced: through any chain of PLADIS wrappers (:class:`InterceptProcessor`)
+    and processors (:class:`PLADISAttnProcessor` that knows what it replaced); itself for any other."""
+    while isinstance(processor, InterceptProcessor) or (
+        isinstance(processor, PLADISAttnProcessor) and processor.original is not None
+    ):
         processor = processor.original
     return processor
+
+
+def unwrap_stash(denoiser: Any) -> None:
+    """diffusers' ``fuse_qkv_projections`` keeps the processors it replaced (``original_attn_processors``)
+    for ``unfuse_qkv_projections`` to put back: PLADIS's among them become the ones they replaced."""
+    stash = getattr(denoiser, "original_attn_processors", None)
+    if isinstance(stash, dict):
+        for name, processor in stash.items():
+            stash[name] = unwrap(processor)
 
 
 def apply_intercept(
@@ -385,6 +402,12 @@ def apply_intercept(
     config = intercept_config(adapter)
     originals = {name: unwrap(module.processor) for name, module in selected.items()}
     for name, proc in originals.items():
+        if isinstance(proc, torch.nn.Module):  # IP-Adapter processors hold weights of their own
+            raise ValueError(
+                f"attention module {name!r} uses {type(proc).__name__}, a processor with weights of its own "
+                "(an IP-Adapter), whose extra attention PLADIS cannot tell from the text attention; unload it "
+                "(pipe.unload_ip_adapter()) or restrict `layers`"
+            )
         chosen = getattr(proc, "_attention_backend", None)
         if chosen is not None and getattr(chosen, "value", chosen) != "native":
             raise ValueError(
