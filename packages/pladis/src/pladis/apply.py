@@ -6,7 +6,6 @@ import contextlib
 import inspect
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from pladis_registry import AdapterSpec, Registry
@@ -14,101 +13,23 @@ from pladis_registry import AdapterSpec, Registry
 from ._checks import PLADISSettings
 from .adapters import find_denoiser, resolve_adapter
 from .experts import ExpertsHandle, second_denoisers
-from .intercept import (
-    InterceptProcessor,
-    apply_intercept,
-    attention_modules,
-    unwrap,
-    unwrap_stash,
-    uses_intercept,
-)
+from .handle import STATE_ATTR, HandleBase, is_pladis, unwrap, unwrap_stash
+from .intercept import apply_intercept, attention_modules, uses_intercept
 from .processor import PLADISAttnProcessor, StepWindow
 
 __all__ = ["PLADISHandle", "apply", "enabled", "remove", "cross_attention_modules"]
 
-_STATE_ATTR = "_pladis_handle"
 # Processors whose cross-attention semantics PLADISAttnProcessor reproduces exactly.
 _WRAPPABLE = {"AttnProcessor", "AttnProcessor2_0", "SanaAttnProcessor2_0", "AttnProcessorNPU", "XFormersAttnProcessor"}
 LayerSelector = str | int | range | Iterable[str | int | range]
 
 
-@dataclass
-class PLADISHandle:
-    """What one ``apply`` installed; ``remove()`` restores the exact original processor objects."""
+class PLADISHandle(HandleBase):
+    """What one ``apply`` on legacy cross-attention installed (:class:`PLADISAttnProcessor` per module,
+    a step-window hook when there is a window); ``remove()`` restores the exact original processor objects."""
 
-    denoiser: Any
-    adapter: AdapterSpec
-    scale: float
-    alpha: float
-    temperature: float
-    backend: str
-    modules: dict[str, Any] = field(default_factory=dict)
-    originals: dict[str, Any] = field(default_factory=dict)
-    window: StepWindow | None = None
-    processors: dict[str, Any] = field(default_factory=dict)
-    _hook: Any = None
-
-    def __repr__(self) -> str:
-        state = "active" if self.active else "inactive"
-        window = "whole trajectory" if self.window is None else repr(self.window)
-        return (
-            f"PLADISHandle({state}, adapter={self.adapter.name!r}, {self.settings!r}, "
-            f"layers={len(self.modules)} of {type(self.denoiser).__name__}, window={window})"
-        )
-
-    @property
-    def settings(self) -> PLADISSettings:
-        """λ, α, temperature and back-end of this ``apply`` (as its processors carry them)."""
-        for processor in self.processors.values():
-            return processor.settings
-        return PLADISSettings(self.scale, self.alpha, self.temperature, self.backend)
-
-    @property
-    def layer_names(self) -> list[str]:
-        """Names of the cross-attention modules that carry a PLADIS processor."""
-        return list(self.modules)
-
-    @property
-    def active(self) -> bool:
-        """Whether PLADIS is in effect: this is the denoiser's latest ``apply``, not removed, and every
-        module still carries its processor (diffusers calls such as ``enable_attention_slicing``,
-        ``fuse_qkv_projections`` or ``set_attn_processor`` replace them all)."""
-        return self._current and all(m.processor is self.processors[n] for n, m in self.modules.items())
-
-    @property
-    def _current(self) -> bool:
-        return getattr(self.denoiser, _STATE_ATTR, None) is self
-
-    def remove(self) -> None:
-        """Put back, on this handle's layers, the processors that were there before ``apply`` where a
-        PLADIS processor is set (its own, or one put over it, e.g. the CLI's attention-map recorders); what
-        another tool set since (attention slicing, IP-Adapter) stays. Idempotent."""
-        if not self._current:
-            return
-        for name, module in self.modules.items():
-            if isinstance(module.processor, PLADISAttnProcessor):
-                module.set_processor(self.originals[name])
-        unwrap_stash(self.denoiser)
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-        delattr(self.denoiser, _STATE_ATTR)
-
-    def _install(self) -> None:
-        """Set this handle's PLADIS processors (and its step-window hook) on the denoiser."""
-        for name, module in self.modules.items():
-            module.set_processor(self.processors[name])
-        if self.window is not None:
-            observer = _timestep_observer(self.window, self.denoiser)
-            self._hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
-        setattr(self.denoiser, _STATE_ATTR, self)
-
-    def _reattach(self) -> None:
-        """Make this handle the denoiser's current one again, its processors left as they are."""
-        if self.window is not None and self._hook is None:
-            observer = _timestep_observer(self.window, self.denoiser)
-            self._hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
-        setattr(self.denoiser, _STATE_ATTR, self)
+    def _observer(self) -> Any:
+        return None if self.window is None else _timestep_observer(self.window, self.denoiser)
 
 
 def apply(
@@ -161,7 +82,7 @@ def apply(
         raise ValueError(f"{type(denoiser).__name__} has no cross-attention modules: PLADIS has nothing to act on")
     selected = _select(adapter, candidates, layers)
 
-    previous: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    previous: PLADISHandle | None = getattr(denoiser, STATE_ATTR, None)
     # a module carrying a PLADIS processor (of an earlier apply, or one a diffusers call put back) keeps
     # the processor that one replaced
     originals = {name: unwrap(module.processor) for name, module in selected.items()}
@@ -192,7 +113,7 @@ def remove(pipe_or_denoiser: Any) -> bool:
     ``unfuse_qkv_projections`` after a ``remove``)."""
     removed = any([remove(model) for model in second_denoisers(pipe_or_denoiser).values()])
     denoiser = find_denoiser(pipe_or_denoiser)
-    handle: PLADISHandle | None = getattr(denoiser, _STATE_ATTR, None)
+    handle: PLADISHandle | None = getattr(denoiser, STATE_ATTR, None)
     removed = removed or handle is not None
     if handle is not None:
         handle.remove()  # (its stash included)
@@ -200,7 +121,7 @@ def remove(pipe_or_denoiser: Any) -> bool:
         unwrap_stash(denoiser)
     for module in _attention_modules(denoiser).values():
         original = unwrap(module.processor)
-        if original is not module.processor and not isinstance(original, (PLADISAttnProcessor, InterceptProcessor)):
+        if original is not module.processor and not is_pladis(original):
             module.set_processor(original)
             removed = True
     return removed
@@ -213,7 +134,7 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
     is the current one again (active if its processors were still in place, else inactive). A pipeline
     with two denoisers (Wan 2.2's ``transformer`` and ``transformer_2``) gets both back."""
     denoisers = [find_denoiser(pipe_or_denoiser), *second_denoisers(pipe_or_denoiser).values()]
-    befores: list[PLADISHandle | None] = [getattr(denoiser, _STATE_ATTR, None) for denoiser in denoisers]
+    befores: list[PLADISHandle | None] = [getattr(denoiser, STATE_ATTR, None) for denoiser in denoisers]
     snapshots = [_processors_of(denoiser) for denoiser in denoisers]
     handle = apply(pipe_or_denoiser, **settings)
     try:
@@ -227,7 +148,7 @@ def _restore(denoiser: Any, before: Any, snapshot: dict[str, Any]) -> None:
     """Put ``denoiser`` back as it was: the current PLADIS handle removed, every attention module's very
     processor object of ``snapshot`` set again, and ``before`` (the handle current then) current again (an
     earlier handle whose processors a diffusers call had replaced stays inactive)."""
-    current = getattr(denoiser, _STATE_ATTR, None)
+    current = getattr(denoiser, STATE_ATTR, None)
     if current is not None:
         current.remove()
     for name, module in _attention_modules(denoiser).items():
@@ -243,7 +164,7 @@ def _apply_experts(pipe: Any, experts: dict[str, Any], backbone: str | None, reg
     the pipeline; when one of them fails every denoiser is left as it was (its earlier handle included)."""
     adapter = resolve_adapter(pipe, find_denoiser(pipe), backbone, registry)
     models = [find_denoiser(pipe), *experts.values()]
-    befores = [(model, getattr(model, _STATE_ATTR, None), _processors_of(model)) for model in models]
+    befores = [(model, getattr(model, STATE_ATTR, None), _processors_of(model)) for model in models]
     handles: list[Any] = []
     try:
         for model in models:

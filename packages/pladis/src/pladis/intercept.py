@@ -44,18 +44,18 @@ import inspect
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ._checks import PLADISSettings
 from .attention import mask_to_bias, scores_shape
+from .handle import STATE_ATTR, HandleBase, unwrap
 from .joint import joint_attention
 from .kernels import backends
-from .processor import PLADISAttnProcessor, StepWindow
+from .processor import StepWindow
 
 __all__ = [
     "InterceptConfig",
@@ -204,6 +204,8 @@ class InterceptProcessor:
     keyword arguments a processor's signature does not name).
     """
 
+    pladis_processor = True  # pladis.handle.is_pladis
+
     def __init__(
         self,
         original: Any,
@@ -298,92 +300,15 @@ def wrap_processor(original: Any, config: InterceptConfig, context: TextContext,
     return _wrapper_class(type(original))(original, config, context, *settings)
 
 
-@dataclass
-class InterceptHandle:
-    """What one ``apply`` on new-style attention installed; ``remove()`` restores the original processor
-    objects and the denoiser's hook dicts. Same interface as :class:`pladis.apply.PLADISHandle`."""
+@dataclass(repr=False)  # HandleBase.__repr__
+class InterceptHandle(HandleBase):
+    """What one ``apply`` on new-style attention installed (a wrapper per module, the text-length hook
+    of ``context``); ``remove()`` restores the original processor objects and the denoiser's hook dicts."""
 
-    denoiser: Any
-    adapter: Any
-    scale: float
-    alpha: float
-    temperature: float
-    backend: str
-    modules: dict[str, Any] = field(default_factory=dict)
-    originals: dict[str, Any] = field(default_factory=dict)
-    window: StepWindow | None = None
-    processors: dict[str, Any] = field(default_factory=dict)
     context: TextContext | None = None
-    _hook: Any = None
 
-    STATE_ATTR = "_pladis_handle"
-
-    def __repr__(self) -> str:
-        window = "whole trajectory" if self.window is None else repr(self.window)
-        return (f"{type(self).__name__}({'active' if self.active else 'inactive'}, adapter={self.adapter.name!r}, "
-                f"{self.settings!r}, layers={len(self.modules)} of {type(self.denoiser).__name__}, window={window})")
-
-    @property
-    def settings(self) -> PLADISSettings:
-        """λ, α, temperature and back-end of this ``apply``."""
-        return PLADISSettings(self.scale, self.alpha, self.temperature, self.backend)
-
-    @property
-    def layer_names(self) -> list[str]:
-        return list(self.modules)
-
-    @property
-    def active(self) -> bool:
-        """This is the denoiser's latest ``apply``, not removed, and every module still carries its wrapper."""
-        return self._current and all(m.processor is self.processors[n] for n, m in self.modules.items())
-
-    @property
-    def _current(self) -> bool:
-        return getattr(self.denoiser, self.STATE_ATTR, None) is self
-
-    def remove(self) -> None:
-        """Put back the original processors where a PLADIS wrapper is set (what another tool set since
-        stays) and take out the model-level hook. Idempotent."""
-        if not self._current:
-            return
-        for name, module in self.modules.items():
-            if isinstance(module.processor, InterceptProcessor):
-                module.set_processor(self.originals[name])
-        unwrap_stash(self.denoiser)
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-        delattr(self.denoiser, self.STATE_ATTR)
-
-    def _install(self) -> None:
-        for name, module in self.modules.items():
-            module.set_processor(self.processors[name])
-        self._reattach()
-
-    def _reattach(self) -> None:
-        """Make this handle the denoiser's current one again (its text-length hook back), processors as they are."""
-        if self._hook is None:
-            self._hook = self.denoiser.register_forward_pre_hook(self.context.observe, with_kwargs=True)
-        setattr(self.denoiser, self.STATE_ATTR, self)
-
-
-def unwrap(processor: Any) -> Any:
-    """The processor PLADIS replaced: through any chain of PLADIS wrappers (:class:`InterceptProcessor`)
-    and processors (:class:`PLADISAttnProcessor` that knows what it replaced); itself for any other."""
-    while isinstance(processor, InterceptProcessor) or (
-        isinstance(processor, PLADISAttnProcessor) and processor.original is not None
-    ):
-        processor = processor.original
-    return processor
-
-
-def unwrap_stash(denoiser: Any) -> None:
-    """diffusers' ``fuse_qkv_projections`` keeps the processors it replaced (``original_attn_processors``)
-    for ``unfuse_qkv_projections`` to put back: PLADIS's among them become the ones they replaced."""
-    stash = getattr(denoiser, "original_attn_processors", None)
-    if isinstance(stash, dict):
-        for name, processor in stash.items():
-            stash[name] = unwrap(processor)
+    def _observer(self) -> Any:
+        return self.context.observe
 
 
 def apply_intercept(
@@ -414,15 +339,14 @@ def apply_intercept(
                 f"attention module {name!r} runs the attention back-end {getattr(chosen, 'value', chosen)!r}; "
                 "PLADIS intercepts only the native SDPA path: call denoiser.reset_attention_backend() first"
             )
-    previous = getattr(denoiser, InterceptHandle.STATE_ATTR, None)
+    previous = getattr(denoiser, STATE_ATTR, None)
     if previous is not None:
         previous.remove()
     context = TextContext(denoiser, config, window)
     settings = (scale, alpha, temperature, backend)
     processors = {name: wrap_processor(originals[name], config, context, *settings) for name in selected}
-    handle = InterceptHandle(
-        denoiser, adapter, scale, alpha, temperature, backend, dict(selected), originals, window, processors, context
-    )
+    handle = InterceptHandle(denoiser, adapter, scale, alpha, temperature, backend, dict(selected), originals,
+                             window, processors, context=context)
     handle._install()
     return handle
 

@@ -68,6 +68,8 @@ class PLADISAttnProcessor:
     ``original`` (the processor it replaces) it delegates to it whenever PLADIS is inactive.
     """
 
+    pladis_processor = True  # pladis.handle.is_pladis
+
     def __init__(
         self,
         scale: float = 2.0,
