@@ -217,15 +217,18 @@ def test_enabled_inside_an_applied_handle_gives_it_back_with_its_hook(flux):
     registry = _registry(_flux_spec())
     outer = pladis.apply(model, scale=1.0, registry=registry)
     outer_out = _run(model, inputs)
+    user_hook = model.register_forward_pre_hook(lambda module, args: None)  # registered after PLADIS's
     processors, pre_hooks = dict(model.attn_processors), dict(model._forward_pre_hooks)
     with pladis.enabled(model, scale=2.0, registry=registry) as inner:
         assert inner.active and not outer.active
         assert not torch.equal(_run(model, inputs), outer_out)
     assert outer.active and all(model.attn_processors[n] is p for n, p in processors.items())
-    assert len(model._forward_pre_hooks) == len(pre_hooks)  # the outer handle's text-length hook, once
+    assert model._forward_pre_hooks == pre_hooks  # the outer handle's text-length hook: same key, same place
+    assert list(model._forward_pre_hooks) == list(pre_hooks)
     assert torch.equal(_run(model, inputs), outer_out)
     outer.remove()
-    assert not hasattr(model, "_pladis_handle")
+    user_hook.remove()
+    assert not hasattr(model, "_pladis_handle") and not model._forward_pre_hooks
 
 
 def test_repr_is_one_short_line(flux):
@@ -236,3 +239,54 @@ def test_repr_is_one_short_line(flux):
         assert "\n" not in text and len(text) < 300 and "joint-test" in text and "λ=2" in text
     finally:
         handle.remove()
+
+
+def test_attention_backends_set_after_apply_reach_the_processor_and_are_checked(flux):
+    """``set_attention_backend`` after apply sets the original processors' back-end (not the wrapper's);
+    an SDPA back-end keeps PLADIS (same output), another one is refused at the next call, by name — also
+    when it comes from diffusers' active back-end (which ``reset_attention_backend`` leaves in place)."""
+    from diffusers.models.attention_dispatch import attention_backend
+
+    model, inputs = flux
+    pladis.remove(model)
+    handle = pladis.apply(model, scale=2.0, registry=_registry(_flux_spec()))
+    try:
+        boosted = _run(model, inputs)
+        model.set_attention_backend("_native_math")
+        wrapped = model.transformer_blocks[0].attn.processor
+        assert isinstance(wrapped, InterceptProcessor)
+        assert getattr(wrapped.original._attention_backend, "value", None) == "_native_math"
+        assert "_attention_backend" not in vars(wrapped)
+        assert torch.allclose(_run(model, inputs), boosted, atol=1e-6, rtol=0)
+        model.set_attention_backend("flex")
+        with pytest.raises(RuntimeError, match=r"back-end is 'flex' \(set after pladis.apply\)"):
+            _run(model, inputs)
+        model.reset_attention_backend()  # the processors' back-end None: diffusers' active one, still flex
+        with pytest.raises(RuntimeError, match="back-end is 'flex'"):
+            _run(model, inputs)
+        model.set_attention_backend("native")
+        assert torch.equal(_run(model, inputs), boosted)
+        model.reset_attention_backend()
+        with attention_backend("flex"), pytest.raises(RuntimeError, match="back-end is 'flex'"):
+            _run(model, inputs)
+        assert torch.equal(_run(model, inputs), boosted)
+    finally:
+        model.set_attention_backend("native")
+        model.reset_attention_backend()
+        handle.remove()
+
+
+def test_apply_refuses_a_backend_it_cannot_intercept_and_changes_nothing(flux):
+    model, inputs = flux
+    pladis.remove(model)
+    model.set_attention_backend("flex")
+    try:
+        before = dict(model.attn_processors)
+        with pytest.raises(ValueError, match="runs the attention back-end 'flex'"):
+            pladis.apply(model, scale=2.0, registry=_registry(_flux_spec()))
+        assert model.attn_processors == before
+        model.set_attention_backend("_native_math")
+        pladis.apply(model, scale=2.0, registry=_registry(_flux_spec())).remove()
+    finally:
+        model.set_attention_backend("native")
+        model.reset_attention_backend()

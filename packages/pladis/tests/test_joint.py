@@ -142,3 +142,21 @@ def test_bad_spans_are_refused():
         joint_attention(q, k, v, text=(3, 8))
     with pytest.raises(ValueError, match="as many keys as queries"):
         joint_attention(q, k[..., :5, :], v[..., :5, :], text=(0, 3))
+
+
+def test_the_native_path_takes_the_text_log_sum_exps_from_its_kernel(monkeypatch):
+    """On the native kernel the text block's log-sum-exps come from the kernel's softmax pass: two fused
+    dense calls (text rows, image block) instead of three, and the result of the by-hand rule."""
+    import pladis.joint as joint
+
+    calls = []
+    original = joint.dense_with_lse
+    monkeypatch.setattr(joint, "dense_with_lse", lambda *a: calls.append(a[1].shape[-2]) or original(*a))
+    q, k, v = _qkv(seed=8)
+    out = joint_attention(q, k, v, text=(0, N_TXT), scale=2.0, backend="native")
+    assert calls == [N_TXT + N_IMG, N_IMG]
+    ref = _by_hand(q, k, (0, N_TXT), 2.0, 1.5) @ v.double()
+    assert torch.allclose(out.double(), ref, atol=1e-5, rtol=0)
+    calls.clear()
+    joint_attention(q, k, v, text=(0, N_TXT), scale=2.0, backend="eager")
+    assert calls == [N_TXT + N_IMG, N_IMG, N_TXT]

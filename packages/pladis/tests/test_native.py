@@ -285,3 +285,36 @@ def test_pladis_native_0_turns_it_off_quietly(fresh_library, monkeypatch):
     torch.testing.assert_close(out, pladis.pladis_attention(q, k, v, backend="eager"), atol=1e-6, rtol=0)
     with pytest.warns(RuntimeWarning, match="turned off by PLADIS_NATIVE=0"):
         pladis.pladis_attention(q, k, v, backend="native")
+
+
+@needs_kernel
+@pytest.mark.parametrize("mask", [None, "bool", "sana"])
+def test_row_log_sum_exps_match_torch(mask):
+    """The kernel's optional lse output: torch.logsumexp of S + b per query row (−inf for the fully
+    masked row), the weights unchanged by asking for it."""
+    scores = _scores(seed=11, shape=(1, 4, 24, 77))
+    bias = None if mask is None else _bias(_masks()[mask])
+    logits = scores if bias is None else scores + bias
+    lse = torch.empty(1, 4, 24)
+    keys_major = scores.transpose(-2, -1).contiguous()
+    weights, _ = native.native_weights(keys_major.clone(), bias, 2.0, 1.5, 1.0, lse=lse)
+    torch.testing.assert_close(lse, torch.logsumexp(logits, -1), atol=2e-6, rtol=1e-6)
+    assert torch.equal(weights, native.native_weights(keys_major, bias, 2.0, 1.5, 1.0)[0])
+    if mask == "bool":
+        assert lse[0, 1, 3] == float("-inf")
+
+
+@needs_kernel
+@pytest.mark.parametrize("budget", [None, 4 * 77 * 5])
+def test_attention_with_lse_over_one_tile_and_many(budget, monkeypatch):
+    """backends.attention_with_lse on the native path: the output of attention() and the rows'
+    log-sum-exps of the scaled scores, whether the scores fit one tile or many (a few queries each)."""
+    if budget is not None:
+        monkeypatch.setitem(eager.CHUNK_ELEMENTS, "cpu", budget)
+    q, k, v = _qkv(b=2, h=3, nq=40, nk=77, d=16, seed=12)
+    out, lse = backends.attention_with_lse(q, k, v, None, 2.0, 1.5, 1.0, "auto")
+    assert torch.equal(out, backends.attention(q, k, v, None, 2.0, 1.5, 1.0, "auto"))
+    expected = torch.logsumexp((q.double() @ k.double().transpose(-2, -1)) / 4.0, -1)
+    torch.testing.assert_close(lse.double(), expected, atol=3e-6, rtol=1e-6)
+    _, none = backends.attention_with_lse(q, k, v, None, 2.0, 1.5, 1.0, "eager")
+    assert none is None  # the other back-ends leave the log-sum-exps to the caller

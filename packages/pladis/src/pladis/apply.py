@@ -135,19 +135,21 @@ def enabled(pipe_or_denoiser: Any, **settings: Any) -> Iterator[PLADISHandle]:
     with two denoisers (Wan 2.2's ``transformer`` and ``transformer_2``) gets both back."""
     denoisers = [find_denoiser(pipe_or_denoiser), *second_denoisers(pipe_or_denoiser).values()]
     befores: list[PLADISHandle | None] = [getattr(denoiser, STATE_ATTR, None) for denoiser in denoisers]
+    places = [None if before is None else before._hook_place() for before in befores]
     snapshots = [_processors_of(denoiser) for denoiser in denoisers]
     handle = apply(pipe_or_denoiser, **settings)
     try:
         yield handle
     finally:
-        for denoiser, before, snapshot in zip(denoisers, befores, snapshots, strict=True):
-            _restore(denoiser, before, snapshot)
+        for denoiser, before, snapshot, place in zip(denoisers, befores, snapshots, places, strict=True):
+            _restore(denoiser, before, snapshot, place)
 
 
-def _restore(denoiser: Any, before: Any, snapshot: dict[str, Any]) -> None:
+def _restore(denoiser: Any, before: Any, snapshot: dict[str, Any], place: Any = None) -> None:
     """Put ``denoiser`` back as it was: the current PLADIS handle removed, every attention module's very
-    processor object of ``snapshot`` set again, and ``before`` (the handle current then) current again (an
-    earlier handle whose processors a diffusers call had replaced stays inactive)."""
+    processor object of ``snapshot`` set again, and ``before`` (the handle current then) current again, its
+    pre-hook under its old key and place (an earlier handle whose processors a diffusers call had replaced
+    stays inactive)."""
     current = getattr(denoiser, STATE_ATTR, None)
     if current is not None:
         current.remove()
@@ -155,7 +157,7 @@ def _restore(denoiser: Any, before: Any, snapshot: dict[str, Any]) -> None:
         if name in snapshot and module.processor is not snapshot[name]:
             module.set_processor(snapshot[name])
     if before is not None:
-        before._reattach()
+        before._reattach(place)
 
 
 def _apply_experts(pipe: Any, experts: dict[str, Any], backbone: str | None, registry: Registry | None,

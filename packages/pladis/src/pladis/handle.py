@@ -102,12 +102,36 @@ class HandleBase:
             module.set_processor(self.processors[name])
         self._reattach()
 
-    def _reattach(self) -> None:
-        """Make this handle the denoiser's current one again (its pre-hook back), processors as they are."""
+    def _hook_place(self) -> tuple[Any, list[int]] | None:
+        """This handle's pre-hook and the order of the denoiser's pre-hooks now (for :meth:`_reattach`)."""
+        return None if self._hook is None else (self._hook, list(self.denoiser._forward_pre_hooks))
+
+    def _reattach(self, place: tuple[Any, list[int]] | None = None) -> None:
+        """Make this handle the denoiser's current one again (its pre-hook back, under its old key and at its
+        old place among the others when ``place`` is from :meth:`_hook_place`), processors as they are."""
         if self._hook is None and (observer := self._observer()) is not None:
-            self._hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
+            hook = self.denoiser.register_forward_pre_hook(observer, with_kwargs=True)
+            self._hook = hook if place is None else _put_back(self.denoiser, hook, *place)
         setattr(self.denoiser, STATE_ATTR, self)
 
     def _observer(self) -> Callable[..., None] | None:
         """The denoiser forward pre-hook this handle needs (None: none)."""
         return None
+
+
+def _put_back(denoiser: Any, hook: Any, old: Any, order: list[int]) -> Any:
+    """Move the just-registered pre-hook ``hook`` to ``old``'s key, at its place in ``order``; returns ``old``
+    (a RemovableHandle on the same dicts, valid again)."""
+    hooks, with_kwargs = denoiser._forward_pre_hooks, denoiser._forward_pre_hooks_with_kwargs
+    function = hooks.pop(hook.id)
+    with_kwargs.pop(hook.id, None)
+    others = dict(hooks)
+    hooks.clear()
+    for key in order:
+        if key == old.id:
+            hooks[key] = function
+        elif key in others:
+            hooks[key] = others.pop(key)
+    hooks.update(others)
+    with_kwargs[old.id] = True
+    return old

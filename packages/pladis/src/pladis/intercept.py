@@ -227,6 +227,14 @@ class InterceptProcessor:
             raise AttributeError(name)
         return getattr(self.original, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The wrapper's own fields are its own; others (``set_attention_backend``'s ``_attention_backend``)
+        reach the original processor, which reads them."""
+        if name in _WRAPPER_FIELDS:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.original, name, value)
+
     def __repr__(self) -> str:
         return (
             f"PLADIS[{self.config.kind}]({type(self.original).__name__}, scale={self.scale}, "
@@ -241,6 +249,13 @@ class InterceptProcessor:
     def _run(self, attn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.is_active() and self.recorder is None:
             return self.original(attn, *args, **kwargs)
+        refused = unserved_backend(self.original)
+        if refused is not None:
+            raise RuntimeError(
+                f"pladis: the attention back-end is {refused!r} (set after pladis.apply); PLADIS replaces "
+                f"torch's SDPA calls only (back-ends {', '.join(sorted(SDPA_BACKENDS))}): call "
+                "denoiser.set_attention_backend('native') or pladis.remove(pipe)"
+            )
         with SDPAInterceptor(self._attend):
             return self.original(attn, *args, **kwargs)
 
@@ -282,6 +297,24 @@ class InterceptProcessor:
                 "do not tell PLADIS where the text is)"
             )
         return (0, length) if self.config.token_order == "text_first" else (n_tokens - length, n_tokens)
+
+
+_WRAPPER_FIELDS = frozenset({"original", "config", "context", "scale", "alpha", "temperature", "backend", "recorder"})
+#: diffusers attention back-ends that compute through torch's scaled_dot_product_attention (interceptable).
+SDPA_BACKENDS = frozenset({"native", "_native_cudnn", "_native_efficient", "_native_flash", "_native_math"})
+
+
+def unserved_backend(processor: Any) -> str | None:
+    """The name of ``processor``'s diffusers attention back-end when PLADIS cannot intercept it (else None):
+    its own, or for None diffusers' active one (``DIFFUSERS_ATTN_BACKEND``, the ``attention_backend``
+    context, the last ``set_attention_backend``, which ``reset_attention_backend`` leaves in place)."""
+    chosen = getattr(processor, "_attention_backend", None)
+    if chosen is None and hasattr(processor, "_attention_backend"):
+        from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+        chosen = _AttentionBackendRegistry.get_active_backend()[0]
+    name = getattr(chosen, "value", chosen)
+    return None if name is None or name in SDPA_BACKENDS else str(name)
 
 
 @functools.cache
@@ -333,11 +366,11 @@ def apply_intercept(
                 "(an IP-Adapter), whose extra attention PLADIS cannot tell from the text attention; unload it "
                 "(pipe.unload_ip_adapter()) or restrict `layers`"
             )
-        chosen = getattr(proc, "_attention_backend", None)
-        if chosen is not None and getattr(chosen, "value", chosen) != "native":
+        refused = unserved_backend(proc)
+        if refused is not None:
             raise ValueError(
-                f"attention module {name!r} runs the attention back-end {getattr(chosen, 'value', chosen)!r}; "
-                "PLADIS intercepts only the native SDPA path: call denoiser.reset_attention_backend() first"
+                f"attention module {name!r} runs the attention back-end {refused!r}; PLADIS intercepts torch's "
+                f"SDPA only (back-ends {', '.join(sorted(SDPA_BACKENDS))}): call denoiser.set_attention_backend('native') first"
             )
     previous = getattr(denoiser, STATE_ATTR, None)
     if previous is not None:

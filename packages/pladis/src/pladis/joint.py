@@ -76,8 +76,9 @@ def _text_block(q_img, k_txt, v_txt, bias, scale, alpha, temperature, backend):
     """(Eq. 15 over the text keys in float32, the text block's row log-sum-exps)."""
     if q_img.dtype != torch.float32:  # fp16/bf16: the block's scores, τ and m in float32
         q_img, k_txt, v_txt = q_img.float(), k_txt.float(), v_txt.float()
-    _, lse_txt = dense_with_lse(q_img, k_txt, v_txt, bias)
-    mixed = backends.attention(q_img, k_txt, v_txt, bias, scale, alpha, temperature, backend)
+    mixed, lse_txt = backends.attention_with_lse(q_img, k_txt, v_txt, bias, scale, alpha, temperature, backend)
+    if lse_txt is None:  # a back-end that does not report them: one fused dense pass for them
+        _, lse_txt = dense_with_lse(q_img, k_txt, v_txt, bias)
     if bias is not None:  # a row whose text keys are all masked: no text mass (and no NaN from the mix)
         mixed = mixed.masked_fill_(torch.isneginf(lse_txt).unsqueeze(-1), 0.0)
     return mixed, lse_txt

@@ -36,7 +36,7 @@ from . import compiled, custom_op, differentiable, eager
 from .availability import triton_available
 
 __all__ = [
-    "BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "check_backend", "choose", "triton_available",
+    "BACKENDS", "AUTO_COMPILE_MIN_SCORES", "attention", "attention_with_lse", "check_backend", "choose", "triton_available",
     "weights_backend",
 ]
 
@@ -195,6 +195,32 @@ def attention(
     if torch.compiler.is_compiling():
         return custom_op.attention(query, key, value, bias, scale, alpha, temperature, backend)
     return _run(query, key, value, bias, scale, alpha, temperature, backend)
+
+
+def attention_with_lse(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+    alpha: float,
+    temperature: float,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`attention`, and the float32 row log-sum-exps of the dense logits S + b when the native
+    kernel runs it (it has them from its softmax pass; None from the other back-ends)."""
+    query = cover_mask_batch(query, key, value, bias)
+    if (query.shape[-2] == 0 or key.shape[-2] == 0 or needs_grad(query, key, value, bias)
+            or torch.compiler.is_compiling() or backend == "eager"
+            or _fastest(backend, query, key, value, bias, alpha) != "native"):
+        return attention(query, key, value, bias, scale, alpha, temperature, backend), None
+    from .native import native_weights
+
+    lse = torch.empty(*batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2]), query.shape[-2],
+                      device=query.device)
+    out = eager.attention(query, key, value, bias, scale, alpha, temperature, weights_fn=native_weights,
+                          keys_major=True, lse=lse)
+    return out, lse
 
 
 def _run(query, key, value, bias, scale: float, alpha: float, temperature: float, backend: str) -> torch.Tensor:

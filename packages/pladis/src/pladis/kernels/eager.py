@@ -165,6 +165,7 @@ def attention(
     budget: int | None = None,
     weights_fn: WeightsFn = _exact,
     keys_major: bool = False,
+    lse: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 15 over tiles of about ``budget`` scores (default ``CHUNK_ELEMENTS`` for the device).
 
@@ -173,7 +174,9 @@ def attention(
     ``weights_fn(scores, bias, scale, alpha, temperature) -> (weights, done)`` computes a tile's weights;
     rows whose ``done`` flag is False are recomputed exactly, all at once, at the end. With
     ``keys_major`` a tile's scores are computed as K·Qᵀ, (…, Nk, m), and ``weights_fn`` returns weights
-    in that layout and no ``done`` flags (:func:`pladis.kernels.native.native_weights`).
+    in that layout and no ``done`` flags (:func:`pladis.kernels.native.native_weights`). ``lse``, a
+    float32 (…, Nq) tensor, is filled with the rows' log-sum-exps of the dense logits by a ``weights_fn``
+    that takes an ``lse`` keyword (the native one).
     """
     batch = batch_shape(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     n_query, n_key = query.shape[-2], key.shape[-2]
@@ -181,7 +184,10 @@ def attention(
         budget = CHUNK_ELEMENTS.get(query.device.type, _DEFAULT_CHUNK)
     if math.prod(batch) * n_query * n_key <= budget:  # one tile: the plain two matmuls
         scores = _keys_major_scores(query, key) if keys_major else scores_of(query, key)
-        weights, done = weights_fn(scores, bias, scale, alpha, temperature)
+        row_lse = None if lse is None else torch.empty(scores.shape[:-2] + (n_query,), device=scores.device)
+        weights, done = weights_fn(scores, bias, scale, alpha, temperature, **_lse_kw(row_lse))
+        if lse is not None:
+            lse.copy_(row_lse.view(lse.shape))
         out = torch.matmul((weights.mT if keys_major else weights).to(value.dtype), value)
         flat_scores = scores.reshape(-1, n_query, n_key)
         pending = _unsolved(torch.arange(flat_scores.shape[0], device=out.device), 0, flat_scores, done)
@@ -212,7 +218,10 @@ def attention(
                 else:
                     scores = torch.matmul(q_tile, k_all[tile].transpose(-2, -1))
                 tile_bias = None if b_all is None else b_all[tile][..., q0:q1, :]
-                weights, done = weights_fn(scores, tile_bias, scale, alpha, temperature)
+                tile_lse = None if lse is None else torch.empty(scores.shape[:-2] + (q1 - q0,), device=scores.device)
+                weights, done = weights_fn(scores, tile_bias, scale, alpha, temperature, **_lse_kw(tile_lse))
+                if lse is not None:
+                    lse.view(*batch, n_query)[tile][..., q0:q1] = tile_lse
                 weights = weights.transpose(-2, -1) if keys_major else weights
                 torch.matmul(weights.to(value.dtype), v_all[tile], out=out[tile][..., q0:q1, :])
                 unsolved = _unsolved(torch.arange(base + h0, base + h1, device=out.device), q0, scores, done)
@@ -221,6 +230,10 @@ def attention(
     if pending:
         _redo(out, pending, value, bias, scale, alpha, temperature)
     return out.view(*out_batch, n_query, -1)
+
+
+def _lse_kw(lse: torch.Tensor | None) -> dict:
+    return {} if lse is None else {"lse": lse}
 
 
 def _flat_index(lead: tuple[int, ...], batch: torch.Size) -> int:

@@ -204,7 +204,7 @@ def library_name(compiler: str, version: str, flags: list[str]) -> str:
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     f, i, i64, p = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-    lib.pladis_weights.argtypes = [p, p, p, i64, i64, i64, f, f, f, f, f, i, i, i, f, i]
+    lib.pladis_weights.argtypes = [p, p, p, p, i64, i64, i64, f, f, f, f, f, i, i, i, f, i]
     lib.pladis_weights.restype = i
     return lib
 
@@ -221,11 +221,13 @@ def _power_spec(exponent: float) -> tuple[int, int, int, float]:
 
 
 def native_weights(
-    scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float
+    scores: torch.Tensor, bias: torch.Tensor | None, scale: float, alpha: float, temperature: float,
+    lse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, None]:
     """Eq. 15's weights for keys-major float32 ``scores`` (…, Nk, m), overwritten and returned in the same
     layout; ``bias`` is None or broadcasts to the queries-major (…, m, Nk). Every row is solved (no
-    ``done`` flags). α must be in (1, 2]."""
+    ``done`` flags). α must be in (1, 2]. ``lse``, a contiguous float32 (…, m) tensor, receives each
+    row's log-sum-exp of ``scores + bias`` (−inf for a fully masked row)."""
     lib = _library()
     if lib is None:
         raise RuntimeError(f"pladis: the native kernel is unavailable ({failure()})")
@@ -239,9 +241,13 @@ def native_weights(
         if bias.device != scores.device:
             raise ValueError(f"the mask is on {bias.device}, the scores on {scores.device}")
         bias_km = bias.expand(*scores.shape[:-2], n_query, n_key).transpose(-2, -1).float().contiguous()
+    if lse is not None and (lse.dtype != torch.float32 or not lse.is_contiguous()
+                            or lse.numel() != scores.numel() // max(n_key, 1)):
+        raise ValueError(f"lse must be a contiguous float32 tensor of {scores.numel() // max(n_key, 1)} values")
     k = 1.0 / (alpha - 1.0)
     status = lib.pladis_weights(
         scores.data_ptr(), None if bias_km is None else bias_km.data_ptr(), scores.data_ptr(),
+        None if lse is None else lse.data_ptr(),
         scores.numel() // max(n_key * n_query, 1), n_key, n_query, alpha, alpha - 1.0, k, scale,
         1.0 / temperature, *_power_spec(k - 1.0), torch.get_num_threads(),
     )

@@ -11,7 +11,9 @@
  * the start bound of threshold_start, the passes of _threshold_pass (Michelot for α = 2, the closed
  * form on the support for α = 1.5, Newton on φ then on f otherwise), then passes until Σp = 1 within
  * 4e-7/(α−1) (converged) or τ stops moving. Row sums go through double every 8 keys, so the check sees
- * Σp to fp32 resolution. Built by pladis/kernels/native.py.
+ * Σp to fp32 resolution. Optionally also writes each row's log-sum-exp of S + b, float32
+ * [groups][n_query] (−inf for a fully masked row, NaN for a row with a NaN score). Built by
+ * pladis/kernels/native.py.
  */
 #include <math.h>
 #ifdef _OPENMP
@@ -40,7 +42,7 @@ typedef struct { int mode, whole, part; float frac; } power_t; /* y^(whole + par
 
 typedef struct {
     const float *scores, *bias;
-    float *out;
+    float *out, *lse;  /* lse: NULL, or the rows' log-sum-exps of S + b */
     int64_t n_key, n_query, blocks_per_group;
     float alpha, alpha_minus_one, k, scale, inv_temp;  /* α − 1 and k = 1/(α − 1) rounded from double */
     power_t pass_power;  /* y^(k − 1); y^k is y^(k − 1)·y */
@@ -254,7 +256,11 @@ static inline __attribute__((always_inline)) void block(
         bad |= s->x[j] != s->x[j];
         s->ex[j] = exp2_approx(s->x[j] * 1.44269504f);
     }
-    vf dense_coef = (1.0f - scale) / key_sum(s->ex, nk), sparse_coef = zero;
+    vf exp_total = key_sum(s->ex, nk), dense_coef = (1.0f - scale) / exp_total, sparse_coef = zero;
+    if (job->lse != NULL) {
+        float *row = job->lse + group * nq + q0;
+        for (int l = 0; l < lanes; l++) row[l] = bad[l] ? NAN : dead[l] ? -INFINITY : m[l] + logf(exp_total[l]);
+    }
     const vf *z = s->x;  /* sparse logits: x itself ((S + b)/T) unless a bias meets a temperature > 1 */
     float c = job->alpha_minus_one * inv_temp;
     if (scale != 0.0f) {
@@ -332,10 +338,10 @@ static int run_blocks(const job_t *job, int64_t begin, int64_t end) {
 
 /* Returns 0, or nonzero when scratch memory could not be had (the caller then raises). The blocks are
  * split over ``threads`` OpenMP threads: torch's own pool, as its libgomp is the one already loaded. */
-int pladis_weights(const float *scores, const float *bias, float *out, int64_t groups, int64_t n_key,
+int pladis_weights(const float *scores, const float *bias, float *out, float *lse, int64_t groups, int64_t n_key,
                    int64_t n_query, float alpha, float alpha_minus_one, float k, float scale, float inv_temp,
                    int pass_mode, int pass_whole, int pass_part, float pass_frac, int threads) {
-    job_t job = {scores, bias, out, n_key, n_query, (n_query + LANES - 1) / LANES,
+    job_t job = {scores, bias, out, lse, n_key, n_query, (n_query + LANES - 1) / LANES,
                  alpha, alpha_minus_one, k, scale, inv_temp,
                  {pass_mode, pass_whole, pass_part, pass_frac}};
     int64_t blocks = groups * job.blocks_per_group;
