@@ -1,12 +1,12 @@
 """Cost of PLADIS on cross-attention transformers: one denoiser step of the real Wan 2.1 T2V 1.3B and
 PixArt-Σ 1024 transformer architectures, random weights, fp32, dense vs PLADIS.
 
-Configurations are written out below (the models' published configs). Wan: a clip of ``--frames`` frames at
+Times are process CPU seconds (``--wall``: the wall clock). Configurations are written out below (the models' published configs). Wan: a clip of ``--frames`` frames at
 ``--height``×``--width`` (latents 16 × (1 + (F−1)/4) × H/8 × W/8, patch 1×2×2), batch 1 (the Wan pipelines
 call the transformer once per CFG branch), 512 zero-padded text tokens; PLADIS through ``pladis.apply``
 with the ``wan`` adapter (SDPA interception in ``WanAttnProcessor``). PixArt-Σ: ``--pixart-side`` px
 (latents side/8, patch 2), batch 2 (CFG), 300 T5 tokens of which 20 unmasked; PLADIS through the
-``generic`` adapter (``PLADISAttnProcessor`` on every ``attn2``). Step times are medians of interleaved
+``pixart`` adapter (``PLADISAttnProcessor`` on every ``attn2``). Step times are medians of interleaved
 repetitions (order reversed every other round) and 'paired ×' the median of PLADIS ÷ dense within a round;
 peak memory is the peak RSS of a fresh process running one step (its high-water mark reset after the model is
 built; total, and above the RSS before the step).
@@ -40,7 +40,8 @@ PIXART_SIGMA_1024 = dict(
     num_embeds_ada_norm=1000, upcast_attention=False, norm_type="ada_norm_single", norm_elementwise_affine=False,
     norm_eps=1e-6, caption_channels=4096, interpolation_scale=2, use_additional_conditions=False,
 )
-BACKBONE = {"wan": "wan", "pixart": "generic"}
+BACKBONE = {"wan": "wan", "pixart": "pixart"}
+WALL_CLOCK = False
 
 
 def build(arch: str, args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
@@ -69,10 +70,13 @@ def build(arch: str, args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
 
 
 def step(model: torch.nn.Module, inputs: dict) -> float:
-    start = time.perf_counter()
+    """Seconds of one denoiser call: process CPU time (all threads; with one thread, the wall time less
+    what other processes took), or the wall clock under ``--wall``."""
+    clock = time.perf_counter if WALL_CLOCK else time.process_time
+    start = clock()
     with torch.no_grad():
         model(**inputs)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def set_variant(model: torch.nn.Module, arch: str, variant: str, backend: str) -> None:
@@ -147,14 +151,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--wall", action="store_true", help="time by the wall clock (default: process CPU time)")
     parser.add_argument("--memory-child", nargs=2, metavar=("ARCH", "VARIANT"), help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
+    global WALL_CLOCK
+    WALL_CLOCK = args.wall
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(*args.memory_child, args)
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU, λ=2 α=1.5, backend {args.backend}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU, λ=2 α=1.5, backend {args.backend}, "
+          f"{'wall' if args.wall else 'process CPU'} seconds")
     print(f"{'model':<78} {'dense s':>8} {'PLADIS s':>9} {'paired ×':>9} {'peak MiB':>15} {'peak ×':>7} {'step MiB':>13}")
     for arch in ("wan", "pixart") if args.only is None else (args.only,):
         result = bench(arch, args)
