@@ -32,9 +32,13 @@ def test_a_failing_apply_on_a_two_denoiser_pipeline_leaves_both_as_they_were():
     earlier = pladis.apply(first, scale=1.0)
     processors = [_processors_of(first), _processors_of(second)]
     hooks = [dict(first._forward_pre_hooks), dict(second._forward_pre_hooks)]
-    second.set_attention_backend("_native_math")  # a back-end PLADIS refuses to intercept
-    with pytest.raises(ValueError, match="attention back-end"):
-        pladis.apply(pipe, scale=3.0)
+    second.set_attention_backend("flex")  # a back-end PLADIS refuses to intercept (not torch's SDPA)
+    try:
+        with pytest.raises(ValueError, match="attention back-end 'flex'"):
+            pladis.apply(pipe, scale=3.0)
+    finally:  # set_attention_backend also sets diffusers' process-wide active back-end
+        second.set_attention_backend("native")
+        second.reset_attention_backend()
     assert earlier.active and first._pladis_handle is earlier
     for model, before, hook in zip((first, second), processors, hooks, strict=True):
         assert _same(model, before)
