@@ -18,6 +18,15 @@ from typing import Any
 
 import torch
 
+from .export_joint import (
+    JOINT_INPUTS,
+    JointWrapper,
+    export_intercept,
+    joint_axes,
+    joint_dummy_inputs,
+    joint_kind,
+    rms_norm_symbolic,
+)
 from .wrappers import (
     DENOISER_INPUTS,
     DenoiserWrapper,
@@ -118,17 +127,28 @@ def _dummy_denoiser_inputs(denoiser: Any, kind: str, dtype: torch.dtype, batch: 
 
 def export_denoiser(denoiser: Any, path: str | os.PathLike, *, pladis: bool = True, alpha: float = 1.5,
                     temperature: float = 1.0, static_scale: float | None = None, opset: int = 17,
-                    style: str | None = None, sample_size: int | None = None) -> Path:
-    """Export one denoiser (UNet / SANA transformer) to ``path``.
+                    style: str | None = None, sample_size: int | None = None, backbone: str | None = None,
+                    text_length: int = 16) -> Path:
+    """Export one denoiser (UNet / SANA transformer / joint-attention transformer) to ``path``.
 
     With ``pladis`` every cross-attention computes Eq. 15 with the sort-free α-entmax; λ is the float32
     graph input ``pladis_scale`` (shape [1]) unless ``static_scale`` bakes it in. ``pladis=False`` exports
     the dense model unchanged (the benchmark's baseline). Batch, latent height/width and text length are
     dynamic axes. The model's dtype (fp32 / fp16) is kept; the entmax threshold is always solved in fp32.
+
+    Joint-attention transformers (FLUX.1, SD3/3.5: :mod:`pladis_onnx.export_joint`) get PLADIS' joint rule
+    in the modules of their adapter (``backbone``, default: detected); their text length is fixed at
+    ``text_length`` tokens (the pipeline's ``max_sequence_length``, plus 77 CLIP tokens for SD3); SD3 keeps
+    batch and image size dynamic, a FLUX graph is fixed at batch 1 and ``sample_size``² packed latent tokens
+    (:func:`pladis_onnx.export_joint.joint_axes` says why).
     """
     check_opset(opset)
-    kind = denoiser_kind(denoiser)
     alpha = _check_alpha(alpha)
+    if joint_kind(denoiser) is not None:
+        return _export_joint(denoiser, Path(path), pladis=pladis, alpha=alpha, temperature=temperature,
+                             static_scale=static_scale, opset=opset, side=sample_size, backbone=backbone,
+                             text_length=text_length)
+    kind = denoiser_kind(denoiser)
     dtype = next(denoiser.parameters()).dtype
     args = _dummy_denoiser_inputs(denoiser, kind, dtype, size=sample_size)
     inputs = list(DENOISER_INPUTS[kind])
@@ -154,6 +174,32 @@ def export_denoiser(denoiser: Any, path: str | os.PathLike, *, pladis: bool = Tr
         _check_no_sort(path)
     else:
         _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)
+    return path
+
+
+def _export_joint(denoiser: Any, path: Path, *, pladis: bool, alpha: float, temperature: float,
+                  static_scale: float | None, opset: int, side: int | None, backbone: str | None,
+                  text_length: int) -> Path:
+    from pladis.adapters import resolve_adapter
+
+    kind = joint_kind(denoiser)
+    dtype = next(denoiser.parameters()).dtype
+    args = joint_dummy_inputs(denoiser, kind, dtype, side=side, text_length=text_length)
+    inputs = list(JOINT_INPUTS[kind])
+    state: dict[str, Any] = {"scale": 0.0}
+    lam_input = pladis and static_scale is None
+    if lam_input:
+        args = (*args, torch.tensor([2.0]))
+        inputs.append("pladis_scale")
+    axes = joint_axes(kind)
+    wrapper = JointWrapper(denoiser, kind, state, None if lam_input else float(static_scale or 0.0)).eval()
+    with rms_norm_symbolic(opset):
+        if pladis:
+            with export_intercept(denoiser, resolve_adapter(denoiser, denoiser, backbone), state, alpha, temperature):
+                _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)
+            _check_no_sort(path)
+        else:
+            _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)
     return path
 
 
@@ -204,6 +250,12 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
     if isinstance(pipe, (str, os.PathLike)):
         pipe = _load(pipe, backbone)
     denoiser = find_denoiser(pipe)
+    if joint_kind(denoiser) is not None:
+        raise ValueError(
+            f"{type(pipe).__name__}: whole-pipeline export (and the ONNX Runtime pipeline) covers SD1.x/2.x, SDXL "
+            f"and SANA; for the joint-attention {type(denoiser).__name__} export the transformer alone with "
+            "pladis_onnx.export_denoiser(pipe.transformer, path, text_length=...) (λ is its input pladis_scale)"
+        )
     kind = denoiser_kind(denoiser)
     spec = resolve_adapter(pipe, denoiser, backbone)
     style = None if spec.attention_style == "auto" else spec.attention_style

@@ -1,0 +1,113 @@
+"""ONNX export of the joint-attention transformers (tiny FLUX.1 and SD3.5) with PLADIS' joint rule, λ an input."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import pladis
+from pladis.joint import joint_attention, joint_weights
+from pladis_onnx import export_denoiser, export_pipeline
+from pladis_onnx.export_joint import JOINT_INPUTS, joint_attention_export, joint_dummy_inputs, joint_kind
+
+TOL = 1e-4
+TEXT = 16  # text tokens of the exported graphs
+
+
+def _pipe(name: str) -> Any:
+    return importlib.import_module(f"pladis_adapter_{name}.tiny").tiny_pipeline(seed=0)
+
+
+@pytest.mark.parametrize("order", ["text_first", "image_first"])
+@pytest.mark.parametrize("mask", [None, "bool"])
+@pytest.mark.parametrize("alpha", [1.5, 2.0])
+def test_export_rule_matches_the_joint_rule(order: str, mask: str | None, alpha: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 14, 8, generator=gen) * 2 for _ in range(3))
+    text = (0, 5) if order == "text_first" else (9, 14)
+    attn_mask = None
+    if mask:  # the last text key of batch 1 padded away (Qwen-Image-style mask over [text | image])
+        attn_mask = torch.ones(2, 1, 1, 14, dtype=torch.bool)
+        attn_mask[1, ..., text[1] - 1] = False
+    for lam in (0.0, 2.0, torch.tensor([2.0])):
+        got = joint_attention_export(q, k, v, attn_mask, 5, order, lam, alpha=alpha, temperature=0.7)
+        scale = float(lam) if isinstance(lam, torch.Tensor) else lam
+        ref = joint_weights(q, k, attn_mask, text=text, scale=scale, alpha=alpha, temperature=0.7) @ v
+        assert torch.allclose(got, ref, atol=1e-5), (order, mask, alpha, lam)
+        fast = joint_attention(q, k, v, attn_mask, text=text, scale=scale, alpha=alpha, temperature=0.7)
+        assert torch.allclose(got, fast, atol=1e-5)
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    assert torch.allclose(joint_attention_export(q, k, v, attn_mask, 5, order, torch.tensor([0.0])), dense, atol=1e-6)
+
+
+@pytest.fixture(scope="module", params=["flux", "sd3"])
+def exported(request, tmp_path_factory) -> tuple[str, Any, Path]:
+    name = request.param
+    pipe = _pipe(name)
+    path = export_denoiser(pipe.transformer, tmp_path_factory.mktemp(f"joint_{name}") / "denoiser.onnx",
+                           alpha=1.5, text_length=TEXT)
+    return name, pipe, path
+
+
+def _torch(pipe: Any, kind: str, args: tuple[torch.Tensor, ...], lam: float) -> np.ndarray:
+    named = dict(zip(JOINT_INPUTS[kind], args, strict=True))
+    with pladis.enabled(pipe, scale=lam, alpha=1.5), torch.no_grad():
+        return pipe.transformer(**named, return_dict=False)[0].numpy()
+
+
+def test_graph_has_lambda_input_and_no_sort(exported) -> None:
+    _, pipe, path = exported
+    model = onnx.load(str(path))
+    names = [i.name for i in model.graph.input]
+    assert names == [*JOINT_INPUTS[joint_kind(pipe.transformer)], "pladis_scale"]
+    assert not {n.op_type for n in model.graph.node} & {"TopK", "CumSum", "Sort"}
+
+
+def test_rms_norm_symbolic_does_not_outlive_the_export(exported) -> None:
+    from torch.onnx._internal.torchscript_exporter import registration
+
+    assert not registration.registry.is_registered_op("aten::rms_norm", 17)
+
+
+def test_ort_matches_torch_at_lambda_0_and_2(exported) -> None:
+    name, pipe, path = exported
+    kind = joint_kind(pipe.transformer)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sides = (8, 6) if kind == "sd3" else (8,)  # SD3: dynamic image size; FLUX: the exported one
+    for side in sides:
+        args = joint_dummy_inputs(pipe.transformer, kind, torch.float32, side=side, text_length=TEXT)
+        feeds = {n: a.numpy() for n, a in zip(JOINT_INPUTS[kind], args, strict=True)}
+        got = {lam: session.run(None, {**feeds, "pladis_scale": np.array([lam], np.float32)})[0] for lam in (0.0, 2.0)}
+        with torch.no_grad():  # λ = 0 is the dense model itself, no PLADIS installed
+            dense = pipe.transformer(**dict(zip(JOINT_INPUTS[kind], args, strict=True)), return_dict=False)[0].numpy()
+        assert np.abs(got[0.0] - dense).max() <= TOL, (name, side)
+        assert np.abs(got[2.0] - _torch(pipe, kind, args, 2.0)).max() <= TOL, (name, side)
+        assert np.isfinite(got[2.0]).all()
+        assert np.abs(got[2.0] - got[0.0]).max() > 1e-3  # λ acts through the graph input
+        assert got[0.0].shape == dense.shape
+
+
+def test_static_scale_and_dense_exports(tmp_path) -> None:
+    pipe = _pipe("sd3")
+    kind = "sd3"
+    args = joint_dummy_inputs(pipe.transformer, kind, torch.float32, text_length=TEXT)
+    feeds = {n: a.numpy() for n, a in zip(JOINT_INPUTS[kind], args, strict=True)}
+    baked = export_denoiser(pipe.transformer, tmp_path / "baked.onnx", static_scale=2.0, text_length=TEXT)
+    plain = export_denoiser(pipe.transformer, tmp_path / "dense.onnx", pladis=False, text_length=TEXT)
+    for path, lam in ((baked, 2.0), (plain, 0.0)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == list(JOINT_INPUTS[kind])
+        assert np.abs(session.run(None, feeds)[0] - _torch(pipe, kind, args, lam)).max() <= TOL
+
+
+def test_whole_pipeline_export_refuses_joint_transformers(tmp_path) -> None:
+    with pytest.raises(ValueError, match="export the transformer alone with pladis_onnx.export_denoiser"):
+        export_pipeline(_pipe("flux"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
