@@ -80,9 +80,8 @@ def test_ort_matches_torch_at_lambda_0_and_2(exported) -> None:
     name, pipe, path = exported
     kind = joint_kind(pipe.transformer)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    sides = (8, 6) if kind == "sd3" else (8,)  # SD3: dynamic image size; FLUX: the exported one
-    for side in sides:
-        args = joint_dummy_inputs(pipe.transformer, kind, torch.float32, side=side, text_length=TEXT)
+    for side, batch in ((8, None), (6, 3)):  # the export's shapes, then another image size and batch
+        args = joint_dummy_inputs(pipe.transformer, kind, torch.float32, batch=batch, side=side, text_length=TEXT)
         feeds = {n: a.numpy() for n, a in zip(JOINT_INPUTS[kind], args, strict=True)}
         got = {lam: session.run(None, {**feeds, "pladis_scale": np.array([lam], np.float32)})[0] for lam in (0.0, 2.0)}
         with torch.no_grad():  # λ = 0 is the dense model itself, no PLADIS installed

@@ -21,6 +21,7 @@ import torch
 from .export_joint import (
     JOINT_INPUTS,
     JointWrapper,
+    UnflattenAsReshape,
     export_intercept,
     joint_axes,
     joint_dummy_inputs,
@@ -138,9 +139,8 @@ def export_denoiser(denoiser: Any, path: str | os.PathLike, *, pladis: bool = Tr
 
     Joint-attention transformers (FLUX.1, SD3/3.5: :mod:`pladis_onnx.export_joint`) get PLADIS' joint rule
     in the modules of their adapter (``backbone``, default: detected); their text length is fixed at
-    ``text_length`` tokens (the pipeline's ``max_sequence_length``, plus 77 CLIP tokens for SD3); SD3 keeps
-    batch and image size dynamic, a FLUX graph is fixed at batch 1 and ``sample_size``² packed latent tokens
-    (:func:`pladis_onnx.export_joint.joint_axes` says why).
+    ``text_length`` tokens (the pipeline's ``max_sequence_length``, plus 77 CLIP tokens for SD3), the batch
+    and image size stay dynamic.
     """
     check_opset(opset)
     alpha = _check_alpha(alpha)
@@ -193,7 +193,7 @@ def _export_joint(denoiser: Any, path: Path, *, pladis: bool, alpha: float, temp
         inputs.append("pladis_scale")
     axes = joint_axes(kind)
     wrapper = JointWrapper(denoiser, kind, state, None if lam_input else float(static_scale or 0.0)).eval()
-    with rms_norm_symbolic(opset):
+    with rms_norm_symbolic(opset), UnflattenAsReshape():
         if pladis:
             with export_intercept(denoiser, resolve_adapter(denoiser, denoiser, backbone), state, alpha, temperature):
                 _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)

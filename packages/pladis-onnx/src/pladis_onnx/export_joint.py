@@ -6,7 +6,8 @@ The model keeps its own processors: PLADIS' SDPA interception (:mod:`pladis.inte
 explicit ops only (no fused kernel returning log-sum-exps, no in-place slice writes, no data-dependent
 branch on λ), its text-block α-entmax the sort-free :func:`pladis_onnx.export_attention.entmax_fixed` of
 the UNet exports. The TorchScript exporter has no symbolic for ``aten::rms_norm`` (FLUX's and SD3.5's
-q/k norms): :func:`rms_norm_symbolic` registers one for the duration of an export only.
+q/k norms): :func:`rms_norm_symbolic` registers one for the duration of an export only; and its tracer
+loses dynamic sizes through ``unflatten`` (FLUX): :class:`UnflattenAsReshape` is active while tracing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .export_attention import entmax_fixed
 
-__all__ = ["JOINT_INPUTS", "JointWrapper", "export_intercept", "joint_attention_export", "joint_dummy_inputs",
+__all__ = ["JOINT_INPUTS", "JointWrapper", "UnflattenAsReshape", "export_intercept", "joint_attention_export", "joint_dummy_inputs",
            "joint_kind", "rms_norm_symbolic"]
 
 #: Denoiser class → export kind; graph inputs per kind (``pladis_scale`` is appended unless λ is static).
@@ -223,14 +225,33 @@ class JointWrapper(torch.nn.Module):
 
 
 def joint_axes(kind: str) -> dict[str, dict[int, str]]:
-    """Dynamic axes. The text length is fixed at export in every kind (the joint rule's text span is a
-    constant of the graph; the pipelines pad every prompt to ``max_sequence_length``). SD3 keeps batch and
-    latent height/width dynamic. FLUX has none: the TorchScript tracer records the sizes of diffusers'
-    ``apply_rotary_emb`` reshape (``x.reshape(*x.shape[:-1], -1, 2)``) as constants, so a FLUX graph
-    serves the batch and image size it was exported at (ONNX Runtime refuses other input shapes)."""
-    if kind != "sd3":
-        return {}
-    axes = {name: {0: "batch"} for name in JOINT_INPUTS[kind]}
-    axes["hidden_states"] = {0: "batch", 2: "height", 3: "width"}
-    axes["noise_pred"] = {0: "batch", 2: "height", 3: "width"}
+    """Dynamic axes: batch and image size (SD3: latent height/width; FLUX: the packed image tokens and
+    ``img_ids``). The text length is fixed at export (the joint rule's text span is a constant of the
+    graph; the pipelines pad every prompt to ``max_sequence_length``), and so are FLUX's ``txt_ids``."""
+    axes = {name: {0: "batch"} for name in JOINT_INPUTS[kind] if name not in ("img_ids", "txt_ids")}
+    if kind == "sd3":
+        axes["hidden_states"] = {0: "batch", 2: "height", 3: "width"}
+        axes["noise_pred"] = {0: "batch", 2: "height", 3: "width"}
+    else:
+        axes["hidden_states"] = {0: "batch", 1: "image_tokens"}
+        axes["img_ids"] = {0: "image_tokens"}
+        axes["noise_pred"] = {0: "batch", 1: "image_tokens"}
     return axes
+
+
+class UnflattenAsReshape(TorchFunctionMode):
+    """``Tensor.unflatten`` as the equivalent ``reshape`` while tracing.
+
+    The TorchScript tracer does not carry dynamic sizes through ``aten::unflatten``: the sizes of its
+    output are recorded as constants, so a later ``x.reshape(*x.shape[:-1], -1, 2)`` (diffusers'
+    ``apply_rotary_emb`` after FLUX's ``unflatten(-1, (-1, head_dim))``) would fix batch and token count in
+    the graph. A reshape built from the input's traced sizes keeps them dynamic; the values are the same.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.unflatten, torch.unflatten) and len(args) + len(kwargs) == 3:
+            bound = dict(zip(("input", "dim", "sizes"), args, strict=False)) | kwargs
+            x, dim = bound["input"], bound["dim"] % bound["input"].dim()
+            return x.reshape(*x.shape[:dim], *bound["sizes"], *x.shape[dim + 1:])
+        return func(*args, **kwargs)
