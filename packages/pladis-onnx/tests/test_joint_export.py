@@ -1,4 +1,4 @@
-"""ONNX export of the joint-attention transformers (tiny FLUX.1 and SD3.5) with PLADIS' joint rule, λ an input."""
+"""ONNX export of the joint-attention transformers (tiny FLUX.1, SD3.5, FLUX.2 Klein) with PLADIS' joint rule, λ an input."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_export_rule_matches_the_joint_rule(order: str, mask: str | None, alpha:
     assert torch.allclose(joint_attention_export(q, k, v, attn_mask, 5, order, torch.tensor([0.0])), dense, atol=1e-6)
 
 
-@pytest.fixture(scope="module", params=["flux", "sd3"])
+@pytest.fixture(scope="module", params=["flux", "sd3", "flux2"])
 def exported(request, tmp_path_factory) -> tuple[str, Any, Path]:
     name = request.param
     pipe = _pipe(name)

@@ -1,4 +1,4 @@
-"""ONNX export of joint-attention transformers (FLUX.1, SD3/3.5, …: one softmax over [text | image] tokens)
+"""ONNX export of joint-attention transformers (FLUX.1, FLUX.2, SD3/3.5: one softmax over [text | image] tokens)
 with PLADIS' mass-preserving sub-block rule (:mod:`pladis.joint`) and λ as a graph input.
 
 The model keeps its own processors: PLADIS' SDPA interception (:mod:`pladis.intercept`) is installed as for
@@ -26,21 +26,24 @@ __all__ = ["JOINT_INPUTS", "JointWrapper", "UnflattenAsReshape", "export_interce
            "joint_kind", "rms_norm_symbolic"]
 
 #: Denoiser class → export kind; graph inputs per kind (``pladis_scale`` is appended unless λ is static).
-JOINT_KINDS = {"FluxTransformer2DModel": "flux", "SD3Transformer2DModel": "sd3"}
+JOINT_KINDS = {"FluxTransformer2DModel": "flux", "SD3Transformer2DModel": "sd3", "Flux2Transformer2DModel": "flux2"}
 JOINT_INPUTS: dict[str, tuple[str, ...]] = {
     "flux": ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
              "guidance"),
     "flux-schnell": ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids",
                      "txt_ids"),
     "sd3": ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep"),
+    "flux2": ("hidden_states", "encoder_hidden_states", "timestep", "img_ids", "txt_ids", "guidance"),
+    "flux2-klein": ("hidden_states", "encoder_hidden_states", "timestep", "img_ids", "txt_ids"),
 }
 
 
 def joint_kind(denoiser: Any) -> str | None:
-    """"flux" (guidance-distilled FLUX.1-dev), "flux-schnell", "sd3", or None for other denoisers."""
+    """"flux" (FLUX.1-dev: a guidance embedding), "flux-schnell", "sd3", "flux2" (FLUX.2-dev: a guidance
+    embedding), "flux2-klein", or None for other denoisers."""
     kind = JOINT_KINDS.get(type(denoiser).__name__)
-    if kind == "flux" and not denoiser.config.get("guidance_embeds"):
-        return "flux-schnell"
+    if kind in ("flux", "flux2") and not denoiser.config.get("guidance_embeds"):
+        return {"flux": "flux-schnell", "flux2": "flux2-klein"}[kind]
     return kind
 
 
@@ -189,25 +192,30 @@ def export_intercept(denoiser: Any, adapter: Any, state: dict[str, Any], alpha: 
 def joint_dummy_inputs(denoiser: Any, kind: str, dtype: torch.dtype, batch: int | None = None,
                        side: int | None = None, text_length: int = 16) -> tuple[torch.Tensor, ...]:
     """Example inputs of the ``kind`` transformer in :data:`JOINT_INPUTS` order: ``text_length`` text
-    tokens; SD3 latents ``side`` × ``side`` (default: the config's sample size), batch 2 (CFG); FLUX
-    ``side`` × ``side`` packed latent tokens (default 8: the tiny pipeline's 32 px), batch 1 (no CFG pass)."""
+    tokens; SD3 latents ``side`` × ``side`` (default: the config's sample size), batch 2 (CFG); FLUX.1 /
+    FLUX.2 ``side`` × ``side`` packed latent tokens (default 8: the tiny pipelines' 32 px), batch 1."""
     batch = batch or (2 if kind == "sd3" else 1)
     config = denoiser.config
     gen = torch.Generator().manual_seed(0)
     text = torch.randn(batch, text_length, config.joint_attention_dim, generator=gen).to(dtype)
-    pooled = torch.randn(batch, config.pooled_projection_dim, generator=gen).to(dtype)
+    pooled = torch.randn(batch, config.get("pooled_projection_dim") or 1, generator=gen).to(dtype)
     if kind == "sd3":
         side = side or int(config.sample_size)
         sample = torch.randn(batch, config.in_channels, side, side, generator=gen).to(dtype)
         return sample, text, pooled, torch.full((batch,), 500.0)
     side = side or 8  # packed latents: side × side tokens of in_channels
     tokens = torch.randn(batch, side * side, config.in_channels, generator=gen).to(dtype)
-    img_ids = torch.zeros(side, side, 3)
-    img_ids[..., 1] = torch.arange(side)[:, None]
-    img_ids[..., 2] = torch.arange(side)[None, :]
+    guidance = (torch.full((batch,), 3.5),) if kind in ("flux", "flux2") else ()
     timestep = torch.full((batch,), 0.5)
-    base = (tokens, text, pooled, timestep, img_ids.reshape(side * side, 3), torch.zeros(text_length, 3))
-    return (*base, torch.full((batch,), 3.5)) if kind == "flux" else base
+    if kind.startswith("flux2"):  # FLUX.2 ids are per sample, (t, h, w, l): image (0, h, w, 0), text (0, 0, 0, l)
+        img_ids = torch.zeros(batch, side, side, 4)
+        img_ids[..., 1], img_ids[..., 2] = torch.arange(side)[:, None], torch.arange(side)[None, :]
+        txt_ids = torch.zeros(batch, text_length, 4)
+        txt_ids[..., 3] = torch.arange(text_length)
+        return tokens, text, timestep, img_ids.reshape(batch, side * side, 4), txt_ids, *guidance
+    img_ids = torch.zeros(side, side, 3)
+    img_ids[..., 1], img_ids[..., 2] = torch.arange(side)[:, None], torch.arange(side)[None, :]
+    return tokens, text, pooled, timestep, img_ids.reshape(side * side, 3), torch.zeros(text_length, 3), *guidance
 
 
 class JointWrapper(torch.nn.Module):
@@ -234,8 +242,11 @@ def joint_axes(kind: str) -> dict[str, dict[int, str]]:
         axes["noise_pred"] = {0: "batch", 2: "height", 3: "width"}
     else:
         axes["hidden_states"] = {0: "batch", 1: "image_tokens"}
-        axes["img_ids"] = {0: "image_tokens"}
         axes["noise_pred"] = {0: "batch", 1: "image_tokens"}
+        if kind.startswith("flux2"):  # per-sample ids
+            axes["img_ids"], axes["txt_ids"] = {0: "batch", 1: "image_tokens"}, {0: "batch"}
+        else:
+            axes["img_ids"] = {0: "image_tokens"}
     return axes
 
 
