@@ -106,7 +106,64 @@ def test_static_scale_and_dense_exports(tmp_path) -> None:
         assert np.abs(session.run(None, feeds)[0] - _torch(pipe, kind, args, lam)).max() <= TOL
 
 
-def test_whole_pipeline_export_refuses_joint_transformers(tmp_path) -> None:
-    with pytest.raises(ValueError, match="export the transformer alone with pladis_onnx.export_denoiser"):
-        export_pipeline(_pipe("flux"), tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+def test_pipeline_export_of_sd3_writes_the_transformer_for_clip_plus_t5_tokens(tmp_path) -> None:
+    import json
+
+    from pladis_onnx import OnnxPipeline
+
+    out = export_pipeline(_pipe("sd3"), tmp_path / "out", max_sequence_length=TEXT)
+    meta = json.loads((out / "pladis_onnx.json").read_text())
+    assert (meta["kind"], meta["text_length"], meta["max_sequence_length"]) == ("sd3", 77 + TEXT, TEXT)
+    encoder = onnx.load(str(out / "denoiser.onnx")).graph.input[1]
+    assert encoder.name == "encoder_hidden_states" and encoder.type.tensor_type.shape.dim[1].dim_value == 77 + TEXT
+    with pytest.raises(RuntimeError, match="holds only the sd3 transformer"):
+        OnnxPipeline.from_dir(out, provider="cpu")
+
+
+@pytest.fixture(scope="module")
+def cli_export(tmp_path_factory) -> tuple[Path, Path]:
+    """``pladis export-onnx --model DIR --out …`` on the tiny FLUX.1 pipeline saved with ``save_pretrained``."""
+    from pladis.cli import main
+
+    model = tmp_path_factory.mktemp("model") / "flux"
+    _pipe("flux").save_pretrained(model)
+    out = tmp_path_factory.mktemp("export") / "onnx"
+    assert main(["export-onnx", "--model", str(model), "--out", str(out), "-q"]) == 0
+    return model, out
+
+
+def test_cli_export_writes_the_transformer_with_lambda_input(cli_export) -> None:
+    import json
+
+    _, out = cli_export
+    assert {p.name for p in out.iterdir()} == {"denoiser.onnx", "pladis_onnx.json"}
+    meta = json.loads((out / "pladis_onnx.json").read_text())
+    assert (meta["kind"], meta["backbone"], meta["text_length"], meta["components"]) == ("flux", "flux", 512,
+                                                                                          ["denoiser"])
+    assert meta["cli"]["pladis_layers"] == 4  # 2 double-stream + 2 single-stream attention modules
+    pipe = _pipe("flux")  # the same seed-0 weights as the saved model
+    args = joint_dummy_inputs(pipe.transformer, "flux", torch.float32, text_length=512)
+    session = ort.InferenceSession(str(out / "denoiser.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == meta["inputs"] == [*JOINT_INPUTS["flux"], "pladis_scale"]
+    feeds = {n: a.numpy() for n, a in zip(JOINT_INPUTS["flux"], args, strict=True)}
+    got = session.run(None, {**feeds, "pladis_scale": np.array([2.0], np.float32)})[0]
+    assert np.abs(got - _torch(pipe, "flux", args, 2.0)).max() <= TOL
+
+
+def test_cli_generate_onnx_on_a_transformer_export_is_one_line(cli_export, capsys) -> None:
+    from pladis.cli import main
+
+    _, out = cli_export
+    capsys.readouterr()
+    assert main(["generate", "a red circle", "--onnx", str(out)]) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pladis")]
+    assert len(err) == 1 and "holds only the flux transformer" in err[0] and "pladis_scale" in err[0]
+
+
+def test_cli_refuses_fp16_for_joint_transformers(cli_export, tmp_path, capsys) -> None:
+    from pladis.cli import main
+
+    model, _ = cli_export
+    capsys.readouterr()
+    assert main(["export-onnx", "--model", str(model), "--out", str(tmp_path / "o"), "--fp16", "-q"]) != 0
+    assert "fp16 export of the joint-attention FluxTransformer2DModel is not supported" in capsys.readouterr().err
