@@ -167,3 +167,10 @@ def test_cli_refuses_fp16_for_joint_transformers(cli_export, tmp_path, capsys) -
     capsys.readouterr()
     assert main(["export-onnx", "--model", str(model), "--out", str(tmp_path / "o"), "--fp16", "-q"]) != 0
     assert "fp16 export of the joint-attention FluxTransformer2DModel is not supported" in capsys.readouterr().err
+
+
+def test_qwen_image_is_refused_naming_the_op(tmp_path) -> None:
+    pipe = _pipe("qwen_image")
+    with pytest.raises(ValueError, match=r"no symbolic for aten::view_as_complex"):
+        export_denoiser(pipe.transformer, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()
