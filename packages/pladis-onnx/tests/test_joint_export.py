@@ -174,3 +174,27 @@ def test_qwen_image_is_refused_naming_the_op(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"no symbolic for aten::view_as_complex"):
         export_denoiser(pipe.transformer, tmp_path / "q.onnx")
     assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_rms_norm_symbolic_matches_torch(tmp_path, opset: int) -> None:
+    from pladis_onnx.export import _onnx_export
+    from pladis_onnx.export_joint import rms_norm_symbolic
+
+    class Norms(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.rand(8) + 0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            weighted = torch.nn.functional.rms_norm(x, (8,), self.weight, eps=1e-5)
+            return weighted + torch.nn.functional.rms_norm(x * 1e-4, (3, 8))  # no weight, default ε
+
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    module = Norms().eval()
+    with rms_norm_symbolic(opset):
+        path = _onnx_export(module, (x,), tmp_path / "n.onnx", ["x"], ["y"], {"x": {0: "b"}}, opset)
+    with torch.no_grad():
+        ref = module(x[:1]).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x[:1].numpy()})[0]
+    assert np.abs(got - ref).max() <= 1e-5

@@ -22,11 +22,22 @@ from torch.overrides import TorchFunctionMode
 
 from .export_attention import entmax_fixed
 
-__all__ = ["JOINT_INPUTS", "JointWrapper", "UnflattenAsReshape", "export_intercept", "joint_attention_export", "joint_dummy_inputs",
-           "joint_kind", "rms_norm_symbolic"]
+__all__ = [
+    "JOINT_INPUTS",
+    "JOINT_KINDS",
+    "JointWrapper",
+    "UnflattenAsReshape",
+    "export_intercept",
+    "joint_attention_export",
+    "joint_axes",
+    "joint_dummy_inputs",
+    "joint_kind",
+    "rms_norm_symbolic",
+]
 
 #: Denoiser class → export kind; graph inputs per kind (``pladis_scale`` is appended unless λ is static).
-JOINT_KINDS = {"FluxTransformer2DModel": "flux", "SD3Transformer2DModel": "sd3", "Flux2Transformer2DModel": "flux2"}
+JOINT_KINDS = {"FluxTransformer2DModel": "flux", "SD3Transformer2DModel": "sd3",
+               "Flux2Transformer2DModel": "flux2"}
 JOINT_INPUTS: dict[str, tuple[str, ...]] = {
     "flux": ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
              "guidance"),
@@ -104,8 +115,8 @@ def rms_norm_symbolic(opset: int) -> Iterator[None]:
     """Give the TorchScript exporter a symbolic for ``aten::rms_norm`` while the block runs (removed after;
     a symbolic registered by someone else beforehand is left alone).
 
-    y = x / √(mean(x², normalised dims) + ε) · weight, in the input's dtype — torch's own decomposition
-    (fp16 inputs are normalised in fp32, as ``torch.nn.functional.rms_norm`` does on CPU).
+    y = x / √(mean(x², normalised dims) + ε) · weight, as ``torch.nn.functional.rms_norm``: ε defaults to
+    the input dtype's machine epsilon; fp16 / bf16 inputs are normalised in fp32 and cast back.
     """
     from torch.onnx import register_custom_op_symbolic, unregister_custom_op_symbolic
     from torch.onnx._internal.torchscript_exporter import registration
@@ -115,20 +126,24 @@ def rms_norm_symbolic(opset: int) -> Iterator[None]:
     if registration.registry.is_registered_op(name, opset):
         yield
         return
+    finfo = {"Half": torch.float16, "BFloat16": torch.bfloat16, "Double": torch.float64}
 
     @sym.parse_args("v", "is", "v", "f")
     def rms_norm(g, x, normalized_shape, weight, eps):
-        axes = g.op("Constant", value_t=torch.tensor(list(range(-len(normalized_shape), 0)), dtype=torch.int64))
-        dtype = x.type().scalarType() if x.type().scalarType() is not None else "Float"
-        work = x if dtype == "Float" else g.op("Cast", x, to_i=sym.cast_pytorch_to_onnx["Float"])
+        dims = list(range(-len(normalized_shape), 0))
+        dtype = x.type().scalarType() or "Float"
+        work_dtype = torch.float64 if dtype == "Double" else torch.float32
+        work = x if dtype in ("Float", "Double") else g.op("Cast", x, to_i=sym.cast_pytorch_to_onnx["Float"])
         square = g.op("Mul", work, work)
-        if opset >= 18:
+        if opset >= 18:  # axes became an input of ReduceMean
+            axes = g.op("Constant", value_t=torch.tensor(dims, dtype=torch.int64))
             mean = g.op("ReduceMean", square, axes, keepdims_i=1)
         else:
-            mean = g.op("ReduceMean", square, axes_i=list(range(-len(normalized_shape), 0)), keepdims_i=1)
-        epsilon = g.op("Constant", value_t=torch.tensor(1e-6 if eps is None else eps, dtype=torch.float32))
+            mean = g.op("ReduceMean", square, axes_i=dims, keepdims_i=1)
+        value = torch.finfo(finfo.get(dtype, torch.float32)).eps if eps is None else eps
+        epsilon = g.op("Constant", value_t=torch.tensor(value, dtype=work_dtype))
         normed = g.op("Div", work, g.op("Sqrt", g.op("Add", mean, epsilon)))
-        if dtype != "Float":
+        if dtype not in ("Float", "Double"):
             normed = g.op("Cast", normed, to_i=sym.cast_pytorch_to_onnx[dtype])
         return normed if sym._is_none(weight) else g.op("Mul", normed, weight)
 
