@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import pladis
+import pladis.adapters
 from pladis_onnx import OnnxPipeline, export_denoiser, export_pipeline, resolve_providers
 from pladis_onnx.export import _dummy_denoiser_inputs
 from pladis_onnx.wrappers import DENOISER_INPUTS

@@ -18,6 +18,16 @@ from typing import Any
 
 import torch
 
+from .export_joint import (
+    JOINT_INPUTS,
+    JointWrapper,
+    UnflattenAsReshape,
+    export_intercept,
+    joint_axes,
+    joint_dummy_inputs,
+    joint_kind,
+    rms_norm_symbolic,
+)
 from .wrappers import (
     DENOISER_INPUTS,
     DenoiserWrapper,
@@ -118,17 +128,27 @@ def _dummy_denoiser_inputs(denoiser: Any, kind: str, dtype: torch.dtype, batch: 
 
 def export_denoiser(denoiser: Any, path: str | os.PathLike, *, pladis: bool = True, alpha: float = 1.5,
                     temperature: float = 1.0, static_scale: float | None = None, opset: int = 17,
-                    style: str | None = None, sample_size: int | None = None) -> Path:
-    """Export one denoiser (UNet / SANA transformer) to ``path``.
+                    style: str | None = None, sample_size: int | None = None, backbone: str | None = None,
+                    text_length: int = 16) -> Path:
+    """Export one denoiser (UNet / SANA transformer / joint-attention transformer) to ``path``.
 
     With ``pladis`` every cross-attention computes Eq. 15 with the sort-free α-entmax; λ is the float32
     graph input ``pladis_scale`` (shape [1]) unless ``static_scale`` bakes it in. ``pladis=False`` exports
     the dense model unchanged (the benchmark's baseline). Batch, latent height/width and text length are
     dynamic axes. The model's dtype (fp32 / fp16) is kept; the entmax threshold is always solved in fp32.
+
+    Joint-attention transformers (FLUX.1, SD3/3.5: :mod:`pladis_onnx.export_joint`) get PLADIS' joint rule
+    in the modules of their adapter (``backbone``, default: detected); their text length is fixed at
+    ``text_length`` tokens (the pipeline's ``max_sequence_length``, plus 77 CLIP tokens for SD3), the batch
+    and image size stay dynamic.
     """
     check_opset(opset)
-    kind = denoiser_kind(denoiser)
     alpha = _check_alpha(alpha)
+    if joint_kind(denoiser) is not None:
+        return _export_joint(denoiser, Path(path), pladis=pladis, alpha=alpha, temperature=temperature,
+                             static_scale=static_scale, opset=opset, side=sample_size, backbone=backbone,
+                             text_length=text_length)
+    kind = denoiser_kind(denoiser)
     dtype = next(denoiser.parameters()).dtype
     args = _dummy_denoiser_inputs(denoiser, kind, dtype, size=sample_size)
     inputs = list(DENOISER_INPUTS[kind])
@@ -154,6 +174,32 @@ def export_denoiser(denoiser: Any, path: str | os.PathLike, *, pladis: bool = Tr
         _check_no_sort(path)
     else:
         _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)
+    return path
+
+
+def _export_joint(denoiser: Any, path: Path, *, pladis: bool, alpha: float, temperature: float,
+                  static_scale: float | None, opset: int, side: int | None, backbone: str | None,
+                  text_length: int) -> Path:
+    from pladis.adapters import resolve_adapter
+
+    kind = joint_kind(denoiser)
+    dtype = next(denoiser.parameters()).dtype
+    args = joint_dummy_inputs(denoiser, kind, dtype, side=side, text_length=text_length)
+    inputs = list(JOINT_INPUTS[kind])
+    state: dict[str, Any] = {"scale": 0.0}
+    lam_input = pladis and static_scale is None
+    if lam_input:
+        args = (*args, torch.tensor([2.0]))
+        inputs.append("pladis_scale")
+    axes = joint_axes(kind)
+    wrapper = JointWrapper(denoiser, kind, state, None if lam_input else float(static_scale or 0.0)).eval()
+    with rms_norm_symbolic(opset), UnflattenAsReshape():
+        if pladis:
+            with export_intercept(denoiser, resolve_adapter(denoiser, denoiser, backbone), state, alpha, temperature):
+                _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)
+            _check_no_sort(path)
+        else:
+            _onnx_export(wrapper, args, path, inputs, ["noise_pred"], axes, opset)
     return path
 
 
@@ -183,8 +229,13 @@ def _load(model: str | os.PathLike, backbone: str | None) -> Any:
 
 def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backbone: str | None = None,
                     opset: int = 17, fp16: bool = False, alpha: float = 1.5, temperature: float = 1.0,
-                    static_scale: float | None = None) -> Path:
+                    static_scale: float | None = None, max_sequence_length: int | None = None) -> Path:
     """Export every component a text-to-image run needs into ``out_dir``; return ``out_dir``.
+
+    Joint-attention pipelines (FLUX.1, FLUX.2, SD3/3.5) are the exception: only ``denoiser.onnx`` (the
+    transformer with PLADIS' joint rule, λ = input ``pladis_scale``) and ``pladis_onnx.json`` are written,
+    for ``max_sequence_length`` text-encoder tokens (default: the pipeline's own default); there is no ONNX
+    Runtime pipeline for them (:class:`OnnxPipeline` says so), and ``fp16`` is refused.
 
     Writes ``denoiser.onnx`` (PLADIS in every cross-attention, Eq. 15; λ = input ``pladis_scale`` unless
     ``static_scale``), ``text_encoder.onnx`` (+ ``text_encoder_2.onnx`` for SDXL), ``vae_decoder.onnx``,
@@ -204,6 +255,10 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
     if isinstance(pipe, (str, os.PathLike)):
         pipe = _load(pipe, backbone)
     denoiser = find_denoiser(pipe)
+    if joint_kind(denoiser) is not None:
+        return _export_joint_pipeline(pipe, denoiser, Path(out_dir), backbone=backbone, opset=opset, fp16=fp16,
+                                      alpha=alpha, temperature=temperature, static_scale=static_scale,
+                                      max_sequence_length=max_sequence_length)
     kind = denoiser_kind(denoiser)
     spec = resolve_adapter(pipe, denoiser, backbone)
     style = None if spec.attention_style == "auto" else spec.attention_style
@@ -232,6 +287,47 @@ def export_pipeline(pipe_or_model_dir: Any, out_dir: str | os.PathLike, *, backb
             getattr(pipe, name).save_pretrained(out / name)
     pipe.scheduler.save_pretrained(out / "scheduler")
     meta = _metadata(pipe, denoiser, kind, spec.name, alpha, temperature, static_scale, opset, fp16)
+    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def _export_joint_pipeline(pipe: Any, denoiser: Any, out: Path, *, backbone: str | None, opset: int, fp16: bool,
+                           alpha: float, temperature: float, static_scale: float | None,
+                           max_sequence_length: int | None) -> Path:
+    """``denoiser.onnx`` + ``pladis_onnx.json`` of a joint-attention pipeline (see :func:`export_pipeline`)."""
+    import inspect
+
+    from pladis.adapters import resolve_adapter
+
+    kind = joint_kind(denoiser)
+    if fp16:
+        raise ValueError(f"fp16 export of the joint-attention {type(denoiser).__name__} is not supported; "
+                         "export it in float32")
+    spec = resolve_adapter(pipe, denoiser, backbone)
+    if max_sequence_length is None:
+        parameter = inspect.signature(type(pipe).__call__).parameters.get("max_sequence_length")
+        if parameter is None or not isinstance(parameter.default, int):
+            raise ValueError(f"{type(pipe).__name__} has no default max_sequence_length; pass max_sequence_length")
+        max_sequence_length = parameter.default
+    # SD3 joins 77 CLIP tokens to the T5 ones; FLUX.1 / FLUX.2 attend over the T5 / Qwen3 tokens alone
+    text_length = max_sequence_length + (77 if kind == "sd3" else 0)
+    dtype = next(denoiser.parameters()).dtype
+    if dtype != torch.float32:
+        denoiser.to(torch.float32)
+    try:
+        export_denoiser(denoiser.eval(), out / "denoiser.onnx", alpha=alpha, temperature=temperature,
+                        static_scale=static_scale, opset=opset, backbone=spec.name, text_length=text_length)
+    finally:
+        if dtype != torch.float32:
+            denoiser.to(dtype)
+    meta = {
+        "format_version": FORMAT_VERSION, "kind": kind, "backbone": spec.name,
+        "pipeline_class": type(pipe).__name__, "components": ["denoiser"], "alpha": alpha,
+        "temperature": temperature, "static_scale": None if static_scale is None else float(static_scale),
+        "opset": opset, "fp16": False, "max_sequence_length": max_sequence_length, "text_length": text_length,
+        "inputs": list(JOINT_INPUTS[kind]) + ([] if static_scale is not None else ["pladis_scale"]),
+        "preset": getattr(pipe, "_pladis_preset", None),
+    }
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2))
     return out
 

@@ -73,6 +73,12 @@ class OnnxPipeline:
             raise FileNotFoundError(f"{directory} is not a pladis-onnx export: {METADATA_FILE} is missing")
         meta = json.loads(meta_path.read_text())
         kind = meta["kind"]
+        if kind not in _COMPONENTS:
+            raise RuntimeError(
+                f"{directory} holds only the {kind} transformer (denoiser.onnx with inputs "
+                f"{', '.join(meta.get('inputs') or [])}): the ONNX Runtime pipeline runs SD1.x/2.x, SDXL and SANA "
+                "exports; run this transformer with onnxruntime directly"
+            )
         names = ("denoiser", *_COMPONENTS[kind], "vae_decoder")
         tok_names = ["tokenizer"] + (["tokenizer_2"] if kind == "sdxl" else [])
         missing = [f"{n}.onnx" for n in names if not (directory / f"{n}.onnx").is_file()]

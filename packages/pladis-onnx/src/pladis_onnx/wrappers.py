@@ -97,8 +97,14 @@ def denoiser_kind(denoiser: Any) -> str:
         if config.get("guidance_embeds"):
             raise ValueError("ONNX export does not support SANA transformers with guidance embeddings (Sprint)")
         return "sana"
+    if name == "QwenImageTransformer2DModel":
+        raise ValueError(
+            "QwenImageTransformer2DModel does not export to ONNX: its RoPE multiplies complex tensors "
+            "(torch.view_as_complex), and the TorchScript exporter has no symbolic for aten::view_as_complex"
+        )
     raise ValueError(
-        f"ONNX export supports SD1.x/2.x and SDXL UNets and SANA transformers; got {name}"
+        "ONNX export supports SD1.x/2.x and SDXL UNets, SANA transformers and the joint-attention FLUX.1, "
+        f"FLUX.2 and SD3/3.5 transformers; got {name}"
     )
 
 

@@ -25,6 +25,9 @@ cross-attention of the denoiser: λ is the graph input `pladis_scale` (one expor
 unless --static-scale bakes it in; α and the temperature are fixed at export. Writes denoiser.onnx, the text
 encoder(s), vae_decoder.onnx, tokenizer(s), scheduler/ and pladis_onnx.json (which also records the source
 model and this command) into --out. Run it with: pladis generate PROMPT --onnx DIR [--scale λ] [--provider P].
+Joint-attention transformers (FLUX.1, FLUX.2, SD3/3.5) get PLADIS' joint rule instead; for them only
+denoiser.onnx (λ the input `pladis_scale`, text length fixed at the pipeline's default max_sequence_length)
+and pladis_onnx.json are written, and `generate --onnx` cannot run them yet.
 Needs {_onnx.INSTALL_HINT}.
 Example: pladis export-onnx --model stable-diffusion-v1-5/stable-diffusion-v1-5 --out onnx/sd15 --fp16"""
 
@@ -106,6 +109,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str, bool, dict[str, Any]
 
     import pladis.adapters
     from pladis.apply import cross_attention_modules
+    from pladis.intercept import attention_modules, uses_intercept
 
     registry = pladis.adapters.default_registry()
     info = registry_get(registry, args.backbone) if args.backbone else None
@@ -127,7 +131,9 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str, bool, dict[str, Any]
     if args.preset is not None:
         pipe._pladis_preset = args.preset  # the export's default preset (pladis_onnx.json "preset")
     try:
-        layers = len(cross_attention_modules(pladis.adapters.find_denoiser(pipe)))
+        denoiser = pladis.adapters.find_denoiser(pipe)
+        layers = len(attention_modules(denoiser, info.spec) if uses_intercept(info.spec) else
+                     cross_attention_modules(denoiser))
     except (ValueError, AttributeError) as error:
         raise CLIError(f"cannot export {source!r} to ONNX: {one_line(error)}") from None
     extra = {"adapter": {"distribution": info.distribution, "version": info.version}, "pladis_layers": layers,
