@@ -34,6 +34,9 @@ def add_video_options(parser: argparse.ArgumentParser, *, frame: bool = False) -
         group.add_argument("--frame", type=_frame_value, default=0, metavar="K",
                            help="the frame (0-based) whose per-token maps are shown (default: 0)")
     else:
+        group.add_argument("--image", type=Path, metavar="PATH",
+                           help="the input image of a pipeline whose call takes one (Wan / LTX-Video "
+                                "image-to-video): passed as its image argument")
         group.add_argument("--fps", type=_options.positive_float, metavar="FPS",
                            help=f"frames per second of the written clip (default: {DEFAULT_FPS:g})")
         group.add_argument("--video-format", choices=FORMATS, metavar="FORMAT",
@@ -50,6 +53,29 @@ def _frame_value(text: str) -> int:
     return value
 
 
+def read_image(args: argparse.Namespace) -> None:
+    """``--image PATH``: read the file (before the model loads) into ``args.image_input`` (RGB, or None)."""
+    path = getattr(args, "image", None)
+    args.image_input = None
+    if path is None:
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            args.image_input = image.convert("RGB")
+    except FileNotFoundError:
+        raise UsageError(f"--image {str(path)!r}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise UsageError(f"--image {str(path)!r}: cannot read it as an image ({one_line(error)})") from None
+
+
+def image_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The sidecar entry of ``--image`` (none without it)."""
+    path = getattr(args, "image", None)
+    return {} if path is None else {"input_image": str(path)}
+
+
 def is_video(pipe: Any) -> bool:
     """Whether ``pipe`` generates videos (its ``__call__`` takes ``num_frames``)."""
     from ._session import _call_parameters
@@ -59,7 +85,15 @@ def is_video(pipe: Any) -> bool:
 
 def prepare(session: Any, args: argparse.Namespace) -> bool:
     """Check the video options against the loaded pipeline and put ``--num-frames`` into its call kwargs;
-    return whether it is a video pipeline. Image pipelines refuse the video options."""
+    return whether it is a video pipeline. Image pipelines refuse the video options. ``--image`` (read by
+    :func:`read_image`) goes into the call kwargs of a pipeline whose ``__call__`` takes ``image``."""
+    from ._session import _call_parameters
+
+    image = getattr(args, "image_input", None)
+    if image is not None:
+        if "image" not in _call_parameters(type(session.pipe)):
+            raise UsageError(f"--image: {type(session.pipe).__name__} takes no input image")
+        session.call_kwargs["image"] = image
     video = is_video(session.pipe)
     given = [f"--{name.replace('_', '-')}" for name in ("num_frames", "fps", "video_format")
              if getattr(args, name, None) is not None]
