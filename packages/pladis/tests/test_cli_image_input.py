@@ -122,3 +122,17 @@ def test_image_errors_are_one_line(cli, tmp_path: Path) -> None:
                        "--out", "o")
     assert code == 2 and errors == ["pladis: error: --image: StableDiffusionPipeline takes no input image"]
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_maps_on_image_to_video_record_the_text_call(i2v_dir: Path, cli, tmp_path: Path) -> None:
+    image = _input_image(tmp_path / "first.png")
+    code, errors = cli("maps", PROMPT, "--model", i2v_dir, "--image", image, "--steps", "2", "--height", "32",
+                       "--width", "32", "--num-frames", "5", "--frame", "0", "--device", "cpu", "-q", "--out", "out")
+    assert (code, errors) == (0, [])
+    record = _sidecar(tmp_path / "out" / f"{STEM}-maps.png")
+    assert record["input_image"] == str(image)
+    assert "frame 0 of 5 (latent frame 0 of 2, 2x2 tokens)" in record["notes"]
+    assert record["recorded"]["layers"] == ["blocks.0.attn2", "blocks.1.attn2"]
+    raw = np.load(tmp_path / "out" / f"{STEM}-maps.npz")
+    assert raw["pladis"].shape == (len(record["tokens"]), 2, 2) and len(record["tokens"]) > 1
+    assert not np.allclose(raw["baseline"], raw["pladis"])

@@ -135,3 +135,29 @@ def test_maps_token_selection(sdxl_dir, tmp_path, monkeypatch, capsys):
     errors = [line for line in err.splitlines() if line.startswith("pladis")]
     assert len(errors) == 1 and errors[0].startswith("pladis: error: --tokens: none of ['dog'] is a token of")
     assert "its tokens are ['a', 'red', 'circle'" in errors[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backbone, encoder", [("flux", "text_encoder_2"), ("qwen_image", "text_encoder")])
+def test_key_tokens_are_the_tokens_the_pipeline_puts_at_the_text_keys(backbone, encoder):
+    """FLUX's joint text is T5 (``tokenizer_2``, padded to ``max_sequence_length``); Qwen-Image drops the
+    first ``prompt_template_encode_start_idx`` tokens of its chat template: the labels are the tokens of
+    the ids the pipeline's ``encode_prompt`` gives its text encoder, at each key the prompt embedding keeps."""
+    from pladis.cli._attention_maps import key_tokens
+
+    pipe, _ = _tiny(backbone)
+    seen = []
+    hook = getattr(pipe, encoder).register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("input_ids", args[0] if args else None)),
+        with_kwargs=True)
+    embeds = pipe.encode_prompt(PROMPT, prompt_2=None, max_sequence_length=24) if backbone == "flux" else \
+        pipe.encode_prompt(PROMPT)  # the whole template tail (the tiny tokenizer cuts the system text finer)
+    hook.remove()
+    keys = embeds[0].shape[1]
+    drop = getattr(pipe, "prompt_template_encode_start_idx", 0)
+    tokenizer = pipe.tokenizer_2 if backbone == "flux" else pipe.tokenizer
+    ids = seen[0][0].tolist()[drop : drop + keys]
+    special = set(tokenizer.all_special_ids)
+    expected = [(i, tokenizer.decode([t]).strip()) for i, t in enumerate(ids) if t not in special]
+    assert key_tokens(pipe, PROMPT, keys) == expected and len(expected) > 3
+    words = "".join(text for _, text in expected)
+    assert "circle" in words and "square" in words  # the prompt is among the keys

@@ -31,12 +31,13 @@ def add_video_options(parser: argparse.ArgumentParser, *, frame: bool = False) -
     group.add_argument("--num-frames", type=_options.positive_int, metavar="N",
                        help="frames per clip (default: the preset's or the pipeline's)")
     if frame:
-        group.add_argument("--frame", type=_frame_value, default=0, metavar="K",
-                           help="the frame (0-based) whose per-token maps are shown (default: 0)")
-    else:
-        group.add_argument("--image", type=Path, metavar="PATH",
-                           help="the input image of a pipeline whose call takes one (Wan / LTX-Video "
-                                "image-to-video): passed as its image argument")
+        group.add_argument("--frame", type=_frame_value, metavar="K",
+                           help="the frame (0-based, of the decoded clip) whose per-token maps are shown "
+                                "(default: the middle frame, num_frames // 2)")
+    group.add_argument("--image", type=Path, metavar="PATH",
+                       help="the input image of a pipeline whose call takes one (Wan / LTX-Video "
+                            "image-to-video): passed as its image argument")
+    if not frame:
         group.add_argument("--fps", type=_options.positive_float, metavar="FPS",
                            help=f"frames per second of the written clip (default: {DEFAULT_FPS:g})")
         group.add_argument("--video-format", choices=FORMATS, metavar="FORMAT",
@@ -211,28 +212,47 @@ def _even(frame: Any) -> Any:
 
 
 def check_frame(args: argparse.Namespace, frames: int) -> None:
-    """``--frame`` must name one of the clip's ``frames``."""
+    """``--frame`` must name one of the clip's ``frames`` (unset: the middle frame)."""
+    if args.frame is None:
+        args.frame = frames // 2
     if args.frame >= frames:
         raise UsageError(f"--frame {args.frame}: the clip has {frames} frames (0 to {frames - 1})")
 
 
-def frame_maps(session: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    """For ``maps`` on a video pipeline: the conditional batch index of frame ``--frame`` in the denoiser's
-    frame-batched calls, and a generate function returning that frame of the clip (and the seconds)."""
-    if "attention" in session.spec.extra:  # new-style attention: pladis.intercept, no map recorders
-        raise UsageError(f"maps on {type(session.pipe).__name__}: per-frame maps are recorded on frame-batched "
-                         f"UNets (AnimateDiff); backbone {session.spec.name!r} is served by SDPA interception")
-    frames = num_frames(session)
-    check_frame(args, frames)
+def frame_maps(session: Any, args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+    """For ``maps`` on a video pipeline: the conditional batch index (of frame ``--frame`` in the denoiser's
+    frame-batched calls for AnimateDiff), the query tokens of that frame in an intercepted call's (frames,
+    h, w) tokens (Wan, LTX-Video; else None), a generate function returning that frame of the clip (and
+    the seconds), and a note for the figure."""
+    from . import _video_grid
 
-    def cond_index(batch: int) -> int:
-        return frame_batch_index(session.pipe, batch, frames, args.frame)
+    frames = num_frames(session)
+    intercepted = "attention" in session.spec.extra  # new-style attention (pladis.intercept): one call, all frames
+    if intercepted:
+        grid = _video_grid.LatentGrid.of(session.pipe, frames, *_video_grid.frame_size(session))
+        frames = grid.decoded_frames  # Wan rounds num_frames to r·k + 1
+    check_frame(args, frames)
+    note = f"frame {args.frame} of {frames}"
+    if intercepted:
+        latent = grid.latent_frame(args.frame)
+        note += f" (latent frame {latent} of {grid.frames}, {grid.height}x{grid.width} tokens)"
+
+        def cond_index(batch: int) -> int:
+            return 1 if batch > 1 and bool(getattr(session.pipe, "do_classifier_free_guidance", False)) else 0
+
+        def queries(count: int) -> slice:
+            return grid.frame_tokens(latent, count)
+    else:
+        queries = None
+
+        def cond_index(batch: int) -> int:
+            return frame_batch_index(session.pipe, batch, frames, args.frame)
 
     def generate_frame(prompt: str, seed: int, progress: Any = None, extra: dict[str, Any] | None = None):
         clip, seconds = generate(session, prompt, seed, progress, extra)
         return clip[args.frame], seconds
 
-    return cond_index, generate_frame
+    return cond_index, queries, generate_frame, note
 
 
 def frame_batch_index(pipe: Any, batch: int, frames: int, frame: int) -> int:
