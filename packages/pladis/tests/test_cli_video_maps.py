@@ -1,6 +1,6 @@
 """``pladis maps`` on the SDPA-intercepted video transformers (tiny Wan and LTX-Video folders, ``--model DIR``):
 the maps of a frame equal the weights recomputed from the q/k its ``attn2`` modules computed, for that
-latent frame's tokens (softmax at λ = 0, (1 − λ)·softmax + λ·α-entmax with PLADIS); pixel frames decoded
+latent frame's tokens (softmax at λ = 0, (1 − λ)·softmax + λ·α-entmax with PLADIS; LTX with its text mask); pixel frames decoded
 from one latent frame share its maps; bad ``--frame`` values are refused. ``--image`` on image-to-video."""
 
 from __future__ import annotations
@@ -64,41 +64,56 @@ def _entmax15(z: torch.Tensor) -> torch.Tensor:
     return p / p.sum(-1, keepdim=True)
 
 
-def _reference_maps(model: Path, record: dict, *, pladis_on: bool, tokens: slice) -> torch.Tensor:
+def _reference_maps(model: Path, record: dict, *, pladis_on: bool, tokens: slice, backbone: str = "wan") -> torch.Tensor:
     """The head-, step- and layer-averaged text attention of the queries ``tokens``, recomputed from the q/k
-    that hooks on each ``attn2``'s ``norm_q``/``norm_k`` saw in the conditional calls (Wan's first call of
-    every step under CFG)."""
-    from diffusers import WanPipeline
+    that hooks on each ``attn2``'s ``norm_q``/``norm_k`` saw in the conditional branch (Wan: the first of
+    its two calls per step under CFG; LTX: batch element 1 of [uncond, cond], with the text mask the
+    transformer turns into a −10000 bias)."""
+    import diffusers
 
-    pipe = WanPipeline.from_pretrained(model)
+    cls = {"wan": diffusers.WanPipeline, "ltx": diffusers.LTXPipeline}[backbone]
+    pipe = cls.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = pladis.adapters.default_registry().get("wan").spec.preset().make_scheduler(pipe.scheduler.config)
+    preset = pladis.adapters.default_registry().get(backbone).spec.preset()
+    if preset.scheduler is not None:
+        pipe.scheduler = preset.make_scheduler(pipe.scheduler.config)
+    blocks = pipe.transformer.blocks if backbone == "wan" else pipe.transformer.transformer_blocks
     captured: dict[str, list[torch.Tensor]] = {}
     hooks = []
-    for index, block in enumerate(pipe.transformer.blocks):
+    for index, block in enumerate(blocks):
         for part in ("q", "k"):
             def keep(module, args, output, name=f"{index}{part}"):
                 captured.setdefault(name, []).append(output.detach().clone())
             hooks.append(getattr(block.attn2, f"norm_{part}").register_forward_hook(keep))
+    masks: list[torch.Tensor | None] = []
+    hooks.append(pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: masks.append(kwargs.get("encoder_attention_mask")), with_kwargs=True))
     settings = record["pladis"]
     handle = pladis.apply(pipe, scale=settings["scale"], alpha=settings["alpha"],
                           temperature=settings["temperature"]) if pladis_on else None
-    pipe(PROMPT, generator=torch.Generator().manual_seed(record["seed"]), output_type="np", **record["sampling"])
+    pipe(prompt=PROMPT, generator=torch.Generator().manual_seed(record["seed"]), output_type="np",
+         **record["sampling"])
     for hook in hooks:
         hook.remove()
     if handle is not None:
         handle.remove()
     steps = record["sampling"]["num_inference_steps"]
     layers = []
-    for index, block in enumerate(pipe.transformer.blocks):
+    for index, block in enumerate(blocks):
         heads = block.attn2.heads
-        queries, keys = captured[f"{index}q"][::2], captured[f"{index}k"][::2]  # [cond, uncond] per step
-        assert len(captured[f"{index}q"]) == 2 * steps
+        queries, keys = captured[f"{index}q"], captured[f"{index}k"]
+        assert len(queries) == 2 * steps if backbone == "wan" else len(queries) == steps
+        if backbone == "wan":  # [cond, uncond] calls per step
+            queries, keys, batch, calls = queries[::2], keys[::2], 0, masks[::2]
+        else:  # one call per step, batch [uncond, cond]
+            batch, calls = 1, masks
         per_step = []
-        for q, k in zip(queries, keys, strict=True):
-            q = q.unflatten(-1, (heads, -1)).transpose(1, 2)[:, :, tokens].double()
-            k = k.unflatten(-1, (heads, -1)).transpose(1, 2).double()
+        for q, k, mask in zip(queries, keys, calls, strict=True):
+            q = q[batch : batch + 1].unflatten(-1, (heads, -1)).transpose(1, 2)[:, :, tokens].double()
+            k = k[batch : batch + 1].unflatten(-1, (heads, -1)).transpose(1, 2).double()
             scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+            if mask is not None:
+                scores = scores + (1 - mask[batch].double()) * -10000.0
             weights = torch.softmax(scores, -1)
             if pladis_on:
                 lam = settings["scale"]
@@ -156,10 +171,17 @@ def test_ltx_maps_follow_the_latent_frames(cli, tmp_path: Path) -> None:
            "--device", "cpu", "-q", "--call-arg", "max_sequence_length=16"]
     maps = {}
     for frame in ("1", "4", "5"):
-        code, errors = cli("maps", PROMPT, *ltx, "--frame", frame, "--out", f"out{frame}")
+        code, errors = cli("maps", PROMPT, *ltx, "--frame", frame, "--max-tokens", "16", "--out", f"out{frame}")
         assert (code, errors) == (0, [])
         maps[frame] = np.load(tmp_path / f"out{frame}" / f"{STEM}-maps.npz")
         assert maps[frame]["pladis"].shape[1:] == (8, 16)
+    # frame 5 comes from latent frame 2: queries 256..383 of the (3, 8, 16) tokens; masked text keys
+    record = _sidecar(tmp_path / "out5" / f"{STEM}-maps.png")
+    positions = list(maps["5"]["positions"])
+    for variant, on in (("baseline", False), ("pladis", True)):
+        expected = _reference_maps(tmp_path / "ltx", record, pladis_on=on, tokens=slice(256, 384), backbone="ltx")
+        expected = expected[positions].reshape(len(positions), 8, 16).float().numpy()
+        np.testing.assert_allclose(maps["5"][variant], expected, atol=2e-5, rtol=0)
     assert np.array_equal(maps["1"]["pladis"], maps["4"]["pladis"])  # pixel frames 1..4: latent frame 1
     assert np.array_equal(maps["1"]["baseline"], maps["4"]["baseline"])
     assert not np.allclose(maps["4"]["pladis"], maps["5"]["pladis"])  # frame 5: latent frame 2
