@@ -1,7 +1,8 @@
 """``pladis maps`` on the SDPA-intercepted video transformers (tiny Wan and LTX-Video folders, ``--model DIR``):
 the maps of a frame equal the weights recomputed from the q/k its ``attn2`` modules computed, for that
-latent frame's tokens (softmax at λ = 0, (1 − λ)·softmax + λ·α-entmax with PLADIS; LTX with its text mask); pixel frames decoded
-from one latent frame share its maps; bad ``--frame`` values are refused. ``--image`` on image-to-video."""
+latent frame's tokens (softmax at λ = 0, (1 − λ)·softmax + λ·α-entmax with PLADIS; LTX with its text
+mask); pixel frames decoded from one latent frame share its maps; bad ``--frame`` values are refused.
+Image-to-video maps (``--image``): test_cli_image_input.py."""
 
 from __future__ import annotations
 
