@@ -135,3 +135,53 @@ def test_maps_token_selection(sdxl_dir, tmp_path, monkeypatch, capsys):
     errors = [line for line in err.splitlines() if line.startswith("pladis")]
     assert len(errors) == 1 and errors[0].startswith("pladis: error: --tokens: none of ['dog'] is a token of")
     assert "its tokens are ['a', 'red', 'circle'" in errors[0] and "Traceback" not in err
+
+
+def _encoded_tokens(pipe, backbone: str) -> list[tuple[int, str]]:
+    """(key, text) of the ids the pipeline's ``encode_prompt`` gives its text encoder, at each key the
+    prompt embedding keeps (special tokens left out)."""
+    encoder, tokenizer = (pipe.text_encoder_2, pipe.tokenizer_2) if backbone == "flux" else \
+        (pipe.text_encoder, pipe.tokenizer)
+    seen = []
+    hook = encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("input_ids", args[0] if args else None)),
+        with_kwargs=True)
+    embeds = pipe.encode_prompt(PROMPT, prompt_2=None, max_sequence_length=24) if backbone == "flux" else \
+        pipe.encode_prompt(PROMPT)  # the whole template tail (the tiny tokenizer cuts the system text finer)
+    hook.remove()
+    keys = embeds[0].shape[1]
+    drop = getattr(pipe, "prompt_template_encode_start_idx", 0)
+    ids = seen[0][0].tolist()[drop : drop + keys]
+    special = set(tokenizer.all_special_ids)
+    return [(i, tokenizer.decode([t]).strip()) for i, t in enumerate(ids) if t not in special]
+
+
+@pytest.mark.parametrize("backbone", ["flux", "qwen_image"])
+def test_key_tokens_are_the_tokens_the_pipeline_puts_at_the_text_keys(backbone):
+    """FLUX's joint text is T5 (``tokenizer_2``, padded to ``max_sequence_length``); Qwen-Image drops the
+    first ``prompt_template_encode_start_idx`` tokens of its chat template."""
+    from pladis.cli._attention_maps import key_tokens
+
+    pipe, _ = _tiny(backbone)
+    expected = _encoded_tokens(pipe, backbone)
+    keys = 24 if backbone == "flux" else expected[-1][0] + 1
+    assert key_tokens(pipe, PROMPT, keys) == expected and len(expected) > 3
+    words = "".join(text for _, text in expected)
+    assert "circle" in words and "square" in words  # the prompt is among the keys
+
+
+def test_maps_labels_qwen_image_keys_by_their_template_position(tmp_path, monkeypatch, capsys):
+    """The figure's columns on the tiny Qwen-Image: --tokens finds the prompt words at the keys where the
+    pipeline put them (after the tiny tokenizer's template prefix, not at 1..8 as the bare prompt has them)."""
+    from pladis_adapter_qwen_image import tiny_pipeline
+
+    pipe = tiny_pipeline(0)
+    pipe.save_pretrained(tmp_path / "qwen")
+    where = {text: position for position, text in _encoded_tokens(pipe, "qwen_image")}
+    monkeypatch.chdir(tmp_path)
+    assert _run("maps", PROMPT, "--model", tmp_path / "qwen", *TINY, "--tokens", "circle,square", "-q",
+                "--out", "maps") == 0
+    record = json.loads((tmp_path / "maps" / "00-a-red-circle-left-of-a-blue-square-maps.json").read_text())
+    assert record["tokens"] == [{"position": where["circle"], "text": "circle"},
+                                {"position": where["square"], "text": "square"}]
+    assert where["circle"] > 8

@@ -82,7 +82,7 @@ def maps(engine: Any, job: Any) -> dict[str, Any]:
     session = engine.session_for(args)
     pipe, tokenizer = session.pipe, getattr(session.pipe, "tokenizer", None)
     if args.tokens and tokenizer is not None:
-        _check_tokens(tokenizer, [args.prompt], args.tokens)
+        _check_tokens(tokenizer, [args.prompt], args.tokens, pipe=pipe)
     extra, notes = _aligned_keys(pipe, {})
     off, on = _options.pladis_settings(args, scale=0.0), _options.pladis_settings(args)
     run, progress = engine.output(job, 2)

@@ -218,8 +218,9 @@ class InterceptProcessor:
     ) -> None:
         self.original, self.config, self.context = original, config, context
         self.scale, self.alpha, self.temperature, self.backend = scale, alpha, temperature, backend
-        # recorder(query, key, value, attn_mask, text, active) sees every replaced joint product (attention maps);
-        # with one set, inactive calls are intercepted too and left to SDPA (the same bits)
+        # recorder(query, key, value, attn_mask, text, active) sees every replaced product (attention maps; text:
+        # the joint text span, None for "cross"); with one set, inactive calls are intercepted too and left to
+        # SDPA (the same bits)
         self.recorder: Any = None
 
     def __getattr__(self, name: str) -> Any:
@@ -266,13 +267,13 @@ class InterceptProcessor:
                 return None
         elif self.config.call is not None and call != self.config.call:
             return None
-        if self.config.kind == "cross":
-            return self.attend_cross(query, key, value, attn_mask)
-        text = self.text_span(key.shape[-2])
+        text = None if self.config.kind == "cross" else self.text_span(key.shape[-2])
         if self.recorder is not None:
             self.recorder(query, key, value, attn_mask, text, self.is_active())
             if not self.is_active():
                 return None
+        if self.config.kind == "cross":
+            return self.attend_cross(query, key, value, attn_mask)
         return self.attend_joint(query, key, value, attn_mask, text)
 
     def attend_cross(self, query, key, value, attn_mask) -> torch.Tensor:

@@ -21,14 +21,18 @@ from pladis.intercept import InterceptProcessor
 from pladis.joint import joint_block_weights
 from pladis.processor import PLADISAttnProcessor
 
-__all__ = ["AttentionMapRecorder", "AttentionMapStore", "install_recorders", "prompt_tokens"]
+__all__ = ["AttentionMapRecorder", "AttentionMapStore", "install_recorders", "key_tokens", "prompt_tokens"]
 
 
 class AttentionMapStore:
     """Sums of (queries × keys) attention maps per layer, of the batch element ``cond_index(batch)``."""
 
-    def __init__(self, cond_index: Callable[[int], int] | None = None) -> None:
+    def __init__(self, cond_index: Callable[[int], int] | None = None,
+                 queries: Callable[[int], slice] | None = None) -> None:
         self.cond_index = cond_index or (lambda batch: 0)
+        # queries(n): the query tokens recorded out of an intercepted cross-attention call's n (a video
+        # denoiser's (frames, h, w) tokens: one frame's); None: all of them
+        self.queries = queries
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
 
@@ -95,8 +99,9 @@ def install_recorders(handle: Any, store: AttentionMapStore, *, baseline: bool) 
     """
     for name, module in handle.modules.items():
         installed = module.processor
-        if isinstance(installed, InterceptProcessor):  # joint attention: the image × text block
-            installed.recorder = _joint_recorder(name, store, installed, baseline)
+        if isinstance(installed, InterceptProcessor):  # joint: the image × text block; cross: text keys
+            record = _joint_recorder if installed.config.kind == "joint" else _cross_recorder
+            installed.recorder = record(name, store, installed, baseline)
             continue
         module.set_processor(AttentionMapRecorder(
             0.0 if baseline else installed.scale, installed.alpha, installed.temperature,
@@ -128,12 +133,67 @@ def _joint_recorder(name: str, store: AttentionMapStore, processor: Any, baselin
     return record
 
 
+def _cross_recorder(name: str, store: AttentionMapStore, processor: Any, baseline: bool) -> Any:
+    """A recorder for an intercepted text cross-attention product (Wan, LTX-Video): the head-averaged weights
+    of the queries ``store.queries`` picks (one frame's tokens) over the text keys."""
+
+    def record(query, key, value, attn_mask, text, active) -> None:
+        if processor.context.calls_at_timestep > 1:  # Wan's separate unconditional call
+            return
+        with torch.no_grad():
+            batch = query.shape[0]
+            i = store.cond_index(batch)
+            rows = store.queries(query.shape[-2]) if store.queries is not None else slice(None)
+            mask = attn_mask
+            if mask is not None and mask.ndim == 4:
+                mask = mask[i : i + 1] if mask.shape[0] == batch else mask
+                mask = mask[..., rows, :] if mask.shape[-2] == query.shape[-2] else mask
+            weights = pladis_weights(
+                query[i : i + 1, ..., rows, :], key[i : i + 1], scale=processor.scale if active and not baseline
+                else 0.0, alpha=processor.alpha, temperature=processor.temperature, attn_mask=mask,
+            )
+            store.add(name, weights[0].mean(0))
+
+    if baseline:  # the baseline row runs dense attention: the wrapper leaves every product to SDPA
+        processor.scale = 0.0
+    return record
+
+
 def prompt_tokens(tokenizer: Any, prompt: str, keys: int) -> list[tuple[int, str]]:
     """(key position, text) of the prompt's tokens as the text encoder saw them, special tokens left out.
 
     The prompt is tokenized as diffusers' pipelines do (padded/truncated to ``keys`` tokens), so position
     ``i`` is cross-attention key ``i``.
     """
-    ids = tokenizer(prompt, padding="max_length", max_length=keys, truncation=True).input_ids
+    return _labels(tokenizer, tokenizer(prompt, padding="max_length", max_length=keys, truncation=True).input_ids)
+
+
+def key_tokens(pipe: Any, prompt: str, keys: int | None = None) -> list[tuple[int, str]]:
+    """(key position, text) of the tokens at the ``keys`` text keys of ``pipe``'s attention (None: as many
+    as its tokenizer keeps, at most 512), special tokens left out, tokenized as the pipeline's own
+    ``encode_prompt`` does:
+
+    * a chat-template pipeline (Qwen-Image: ``prompt_template_encode``, ``prompt_template_encode_start_idx``):
+      the templated prompt, its first ``start_idx`` tokens dropped — key ``i`` is template token
+      ``start_idx + i`` (the template's closing tokens after the prompt included);
+    * a T5 joint text (FLUX: ``_get_t5_prompt_embeds`` on ``tokenizer_2``): the T5 tokens;
+    * otherwise the pipeline's ``tokenizer`` (:func:`prompt_tokens`); no tokenizer: ``#i``.
+    """
+    template = getattr(pipe, "prompt_template_encode", None)
+    drop = getattr(pipe, "prompt_template_encode_start_idx", None)
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if isinstance(template, str) and isinstance(drop, int) and tokenizer is not None:
+        limit = int(getattr(pipe, "tokenizer_max_length", 1024) or 1024)
+        ids = tokenizer(template.format(prompt), max_length=limit + drop, truncation=True).input_ids[drop:]
+        return _labels(tokenizer, ids[: keys or limit])
+    t5 = getattr(pipe, "tokenizer_2", None)
+    if t5 is not None and hasattr(type(pipe), "_get_t5_prompt_embeds") and getattr(pipe, "tokenizer_3", None) is None:
+        tokenizer = t5
+    if tokenizer is None:
+        return [(i, f"#{i}") for i in range(keys or 0)]
+    return prompt_tokens(tokenizer, prompt, keys or min(int(getattr(tokenizer, "model_max_length", 77) or 77), 512))
+
+
+def _labels(tokenizer: Any, ids: list[int]) -> list[tuple[int, str]]:
     special = set(getattr(tokenizer, "all_special_ids", []))
     return [(i, tokenizer.decode([token]).strip()) for i, token in enumerate(ids) if token not in special]

@@ -31,9 +31,13 @@ def add_video_options(parser: argparse.ArgumentParser, *, frame: bool = False) -
     group.add_argument("--num-frames", type=_options.positive_int, metavar="N",
                        help="frames per clip (default: the preset's or the pipeline's)")
     if frame:
-        group.add_argument("--frame", type=_frame_value, default=0, metavar="K",
-                           help="the frame (0-based) whose per-token maps are shown (default: 0)")
-    else:
+        group.add_argument("--frame", type=_frame_value, metavar="K",
+                           help="the frame (0-based, of the decoded clip) whose per-token maps are shown "
+                                "(default: the middle frame, num_frames // 2)")
+    group.add_argument("--image", type=Path, metavar="PATH",
+                       help="the input image of a pipeline whose call takes one (Wan / LTX-Video "
+                            "image-to-video): passed as its image argument")
+    if not frame:
         group.add_argument("--fps", type=_options.positive_float, metavar="FPS",
                            help=f"frames per second of the written clip (default: {DEFAULT_FPS:g})")
         group.add_argument("--video-format", choices=FORMATS, metavar="FORMAT",
@@ -50,6 +54,29 @@ def _frame_value(text: str) -> int:
     return value
 
 
+def read_image(args: argparse.Namespace) -> None:
+    """``--image PATH``: read the file (before the model loads) into ``args.image_input`` (RGB, or None)."""
+    path = getattr(args, "image", None)
+    args.image_input = None
+    if path is None:
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            args.image_input = image.convert("RGB")
+    except FileNotFoundError:
+        raise UsageError(f"--image {str(path)!r}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise UsageError(f"--image {str(path)!r}: cannot read it as an image ({one_line(error)})") from None
+
+
+def image_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The sidecar entry of ``--image`` (none without it)."""
+    path = getattr(args, "image", None)
+    return {} if path is None else {"input_image": str(path)}
+
+
 def is_video(pipe: Any) -> bool:
     """Whether ``pipe`` generates videos (its ``__call__`` takes ``num_frames``)."""
     from ._session import _call_parameters
@@ -59,7 +86,15 @@ def is_video(pipe: Any) -> bool:
 
 def prepare(session: Any, args: argparse.Namespace) -> bool:
     """Check the video options against the loaded pipeline and put ``--num-frames`` into its call kwargs;
-    return whether it is a video pipeline. Image pipelines refuse the video options."""
+    return whether it is a video pipeline. Image pipelines refuse the video options. ``--image`` (read by
+    :func:`read_image`) goes into the call kwargs of a pipeline whose ``__call__`` takes ``image``."""
+    from ._session import _call_parameters
+
+    image = getattr(args, "image_input", None)
+    if image is not None:
+        if "image" not in _call_parameters(type(session.pipe)):
+            raise UsageError(f"--image: {type(session.pipe).__name__} takes no input image")
+        session.call_kwargs["image"] = image
     video = is_video(session.pipe)
     given = [f"--{name.replace('_', '-')}" for name in ("num_frames", "fps", "video_format")
              if getattr(args, name, None) is not None]
@@ -177,28 +212,47 @@ def _even(frame: Any) -> Any:
 
 
 def check_frame(args: argparse.Namespace, frames: int) -> None:
-    """``--frame`` must name one of the clip's ``frames``."""
+    """``--frame`` must name one of the clip's ``frames`` (unset: the middle frame)."""
+    if args.frame is None:
+        args.frame = frames // 2
     if args.frame >= frames:
         raise UsageError(f"--frame {args.frame}: the clip has {frames} frames (0 to {frames - 1})")
 
 
-def frame_maps(session: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    """For ``maps`` on a video pipeline: the conditional batch index of frame ``--frame`` in the denoiser's
-    frame-batched calls, and a generate function returning that frame of the clip (and the seconds)."""
-    if "attention" in session.spec.extra:  # new-style attention: pladis.intercept, no map recorders
-        raise UsageError(f"maps on {type(session.pipe).__name__}: per-frame maps are recorded on frame-batched "
-                         f"UNets (AnimateDiff); backbone {session.spec.name!r} is served by SDPA interception")
-    frames = num_frames(session)
-    check_frame(args, frames)
+def frame_maps(session: Any, args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+    """For ``maps`` on a video pipeline: the conditional batch index (of frame ``--frame`` in the denoiser's
+    frame-batched calls for AnimateDiff), the query tokens of that frame in an intercepted call's (frames,
+    h, w) tokens (Wan, LTX-Video; else None), a generate function returning that frame of the clip (and
+    the seconds), and a note for the figure."""
+    from . import _video_grid
 
-    def cond_index(batch: int) -> int:
-        return frame_batch_index(session.pipe, batch, frames, args.frame)
+    frames = num_frames(session)
+    intercepted = "attention" in session.spec.extra  # new-style attention (pladis.intercept): one call, all frames
+    if intercepted:
+        grid = _video_grid.LatentGrid.of(session.pipe, frames, *_video_grid.frame_size(session))
+        frames = grid.decoded_frames  # Wan rounds num_frames to r·k + 1
+    check_frame(args, frames)
+    note = f"frame {args.frame} of {frames}"
+    if intercepted:
+        latent = grid.latent_frame(args.frame)
+        note += f" (latent frame {latent} of {grid.frames}, {grid.height}x{grid.width} tokens)"
+
+        def cond_index(batch: int) -> int:
+            return 1 if batch > 1 and bool(getattr(session.pipe, "do_classifier_free_guidance", False)) else 0
+
+        def queries(count: int) -> slice:
+            return grid.frame_tokens(latent, count)
+    else:
+        queries = None
+
+        def cond_index(batch: int) -> int:
+            return frame_batch_index(session.pipe, batch, frames, args.frame)
 
     def generate_frame(prompt: str, seed: int, progress: Any = None, extra: dict[str, Any] | None = None):
         clip, seconds = generate(session, prompt, seed, progress, extra)
         return clip[args.frame], seconds
 
-    return cond_index, generate_frame
+    return cond_index, queries, generate_frame, note
 
 
 def frame_batch_index(pipe: Any, batch: int, frames: int, frame: int) -> int:

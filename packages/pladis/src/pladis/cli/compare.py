@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     _options.check_window(args)
     if args.scale == 0:
         raise UsageError("compare needs --scale different from 0 (λ = 0 is the baseline itself)")
+    _video.read_image(args)
     session = load_session(args)
     video = _video.prepare(session, args)
     off = _options.pladis_settings(args, scale=0.0)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     for index, (prompt, (baseline, t_off)) in enumerate(zip(prompts, baselines, strict=True)):
         boosted, t_on = generate_one(prompt, args.seed, run_.progress)
         name = stem(index, prompt)
-        common = {"prompt": prompt, "seed": args.seed}
+        common = {"prompt": prompt, "seed": args.seed, **_video.image_record(args)}
         layers = len(handle.layer_names)  # in the PLADIS image and the grid; none in the baseline
         save_one(baseline, f"{name}-baseline", run_.sidecar(
             session, **common, pladis_layers=0, pladis=off.as_dict(), timings={"generate_s": round(t_off, 4)}))

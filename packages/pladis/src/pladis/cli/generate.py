@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if status is not None:
         return status
     _options.fill_pladis_defaults(args)
+    _video.read_image(args)
     session = load_session(args)
     video = _video.prepare(session, args)
     settings = _options.pladis_settings(args)
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for index, prompt in enumerate(prompts):
         image, seconds = generate_one(prompt, args.seed, run_.progress)
         record = run_.sidecar(
-            session, prompt=prompt, seed=args.seed, pladis=settings.as_dict(),
+            session, prompt=prompt, seed=args.seed, **_video.image_record(args), pladis=settings.as_dict(),
             pladis_layers=len(handle.layer_names) if handle else 0, timings={"generate_s": round(seconds, 4)},
         )
         save_one(image, stem(index, prompt), record)

@@ -22,7 +22,10 @@ layers after upsampling to a common size) with a processor hook that leaves the 
 Writes NN-<prompt>-maps.png (rows: off / on; columns: the image, one map per token, each token's colour
 scale shared by both rows, and the colour bar: dark 0 to bright = the token's peak), its JSON sidecar,
 and the raw maps as NN-<prompt>-maps.npz.
-On a video pipeline (AnimateDiff) the maps and the image are those of one frame, --frame K (default 0).
+On a video pipeline (AnimateDiff, Wan, LTX-Video) the maps and the image are those of one frame, --frame K
+(default: the middle frame); on Wan and LTX-Video, whose latents compress time, the maps are those of the
+latent frame that pixel frame K is decoded from (0 for K = 0, else (K - 1) // r + 1 for a VAE compressing
+r frames into one after the first).
 Example: pladis maps "a red circle left of a blue square" --model DIR --tokens circle,square"""
 
 DISPLAY_SIDE = 128
@@ -51,23 +54,25 @@ def run(args: argparse.Namespace) -> int:
     wanted = [w.strip().lower() for w in args.tokens.split(",")] if args.tokens is not None else None
     if wanted is not None and (not any(wanted) or "" in wanted):
         raise UsageError(f"--tokens needs comma-separated prompt words like circle,square; got {args.tokens!r}")
+    _video.read_image(args)
     session = load_session(args)
     pipe, tokenizer = session.pipe, getattr(session.pipe, "tokenizer", None)
     if wanted and tokenizer is not None:
-        _check_tokens(tokenizer, prompts, wanted)
+        _check_tokens(tokenizer, prompts, wanted, pipe=pipe)
     extra, notes = _aligned_keys(pipe, dict(args.call_arg))
-    cond_index, generate_one = (lambda batch: _cond_index(pipe, batch)), session.generate
+    cond_index, queries, generate_one = (lambda batch: _cond_index(pipe, batch)), None, session.generate
     if _video.prepare(session, args):
-        cond_index, generate_one = _video.frame_maps(session, args)
-        notes.append(f"frame {args.frame} of {_video.num_frames(session)}")
-    elif args.frame:
+        cond_index, queries, generate_one, note = _video.frame_maps(session, args)
+        notes.append(note)
+    elif args.frame is not None:
         raise UsageError(f"--frame: {type(pipe).__name__} makes images, not videos")
     off, on = _options.pladis_settings(args, scale=0.0), _options.pladis_settings(args)
     run_ = Run(args, "maps", 2 * len(prompts))
     for index, prompt in enumerate(prompts):
         prompt_maps(session, run_, prompt, index, seed=args.seed, off=off, on=on, wanted=wanted,
                     max_tokens=args.max_tokens, extra=extra, notes=notes, cond_index=cond_index,
-                    generate_one=generate_one, progress=run_.progress)
+                    queries=queries, generate_one=generate_one, progress=run_.progress,
+                    **_video.image_record(args))
     return run_.finish()
 
 
@@ -86,19 +91,18 @@ class PromptMaps:
 def prompt_maps(session: Any, run_: Run, prompt: str, index: int, *, seed: int, off: Any, on: Any,
                 wanted: list[str] | None, max_tokens: int, extra: dict[str, Any], notes: list[str],
                 cond_index: Callable[[int], int], generate_one: Callable[..., Any], progress: Any,
-                **sidecar: Any) -> PromptMaps:
+                queries: Callable[[int], slice] | None = None, **sidecar: Any) -> PromptMaps:
     """One prompt generated with PLADIS off and on while recording its per-token maps: writes the figure
     (with its sidecar, plus ``sidecar`` entries) and the raw maps (.npz) into ``run_``."""
     import numpy as np
 
-    from ._attention_maps import AttentionMapStore, install_recorders, prompt_tokens
+    from ._attention_maps import AttentionMapStore, install_recorders, key_tokens
     from ._grid import make_grid
 
-    tokenizer = getattr(session.pipe, "tokenizer", None)
     name = stem(index, prompt)
     results = {}
     for variant in ("baseline", "pladis"):
-        store = AttentionMapStore(cond_index)
+        store = AttentionMapStore(cond_index, queries)
         handle = session.apply(on)
         install_recorders(handle, store, baseline=variant == "baseline")
         try:
@@ -107,8 +111,7 @@ def prompt_maps(session: Any, run_: Run, prompt: str, index: int, *, seed: int, 
             handle.remove()
         results[variant] = (image, seconds, store.maps(image.height, image.width), store)
     keys = results["baseline"][2].shape[0]
-    tokens = prompt_tokens(tokenizer, prompt, keys) if tokenizer is not None else \
-        [(i, f"#{i}") for i in range(keys)]
+    tokens = key_tokens(session.pipe, prompt, keys)
     if wanted:
         tokens = [t for t in tokens if t[1].lower() in wanted]
     tokens = tokens[:max_tokens]
@@ -156,12 +159,15 @@ def _aligned_keys(pipe: Any, call_args: dict[str, Any]) -> tuple[dict[str, Any],
     return {}, []
 
 
-def _check_tokens(tokenizer: Any, prompts: list[str], wanted: list[str]) -> None:
-    from ._attention_maps import prompt_tokens
+def _check_tokens(tokenizer: Any, prompts: list[str], wanted: list[str], *, pipe: Any = None) -> None:
+    """``--tokens``: at least one wanted word is a token of every prompt (of ``pipe``'s text keys, see
+    :func:`pladis.cli._attention_maps.key_tokens`, when given)."""
+    from ._attention_maps import key_tokens, prompt_tokens
 
-    keys = min(int(getattr(tokenizer, "model_max_length", 77) or 77), 512)
+    limit = min(int(getattr(tokenizer, "model_max_length", 77) or 77), 512)
     for prompt in prompts:
-        texts = [text.lower() for _, text in prompt_tokens(tokenizer, prompt, keys)]
+        found = key_tokens(pipe, prompt) if pipe is not None else prompt_tokens(tokenizer, prompt, limit)
+        texts = [text.lower() for _, text in found]
         missing = [w for w in wanted if w not in texts]
         if len(missing) == len(wanted):
             raise UsageError(f"--tokens: none of {missing} is a token of {prompt!r}; its tokens are {texts}")
