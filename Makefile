@@ -23,7 +23,14 @@ ENV_EXTRAS := $(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))])
 EDITABLE_PROJECTS := ./registry $(sort $(dir $(wildcard adapters/*/pyproject.toml))) \
                      $(if $(filter onnx onnx-gpu,$(subst $(comma), ,$(EXTRAS))),packages/pladis-onnx/)
 
-.PHONY: install demo test lint wheels install-env
+.PHONY: install demo test test-vision install-vision lint wheels install-env
+
+# .venv-vision/: a second environment for the metrics that need torchvision (hps, imagereward, fid's
+# Inception features), which imports only beside torch 2.14.1 (constraints-vision.txt over constraints.txt).
+VENV_VISION := .venv-vision
+PYV := $(VENV_VISION)/bin/python
+PIPV := $(PYV) -m pip install --disable-pip-version-check -q -c $(VENV_VISION)/constraints.txt
+VISION_STAMP := $(VENV_VISION)/.installed
 
 $(STAMP): constraints.txt Makefile $(wildcard registry/pyproject.toml packages/*/pyproject.toml adapters/*/pyproject.toml integration_tests/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +43,27 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/pladis compare "a red circle left of a blue square" --out outputs/demo
 
-test: install
+test: install $(VISION_STAMP)
 	$(PY) -m pytest -q
+	$(PYV) -m pytest -q packages/pladis-eval/tests_vision
+
+# fairscale (image-reward's pin) ships an sdist whose setup.py needs pkg_resources: setuptools < 81,
+# without build isolation. image-reward --no-deps: its timm==0.6.13 clashes with open-clip-torch's
+# timm>=1.0.17; the extra test-vision lists what it imports.
+$(VISION_STAMP): constraints.txt constraints-vision.txt Makefile packages/pladis-eval/pyproject.toml
+	test -x $(PYV) || $(PYTHON) -m venv $(VENV_VISION)
+	grep -v -E '^(torch|triton)==' constraints.txt > $(VENV_VISION)/constraints.txt
+	cat constraints-vision.txt >> $(VENV_VISION)/constraints.txt
+	$(PIPV) torch torchvision "setuptools<81" wheel
+	$(PIPV) --no-build-isolation fairscale
+	$(PIPV) --no-deps image-reward
+	$(PIPV) -e registry -e adapters/generic -e packages/pladis -e "packages/pladis-eval[test-vision]"
+	touch $@
+
+install-vision: $(VISION_STAMP)
+
+test-vision: $(VISION_STAMP)
+	$(PYV) -m pytest -q packages/pladis-eval/tests_vision
 
 lint: install
 	$(PY) -m ruff check .

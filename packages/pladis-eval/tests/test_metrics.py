@@ -96,8 +96,15 @@ def test_missing_package_names_it_and_the_extra(name, package, extra, monkeypatc
 
     monkeypatch.setattr(importlib, "import_module", absent)
     with pytest.raises(MetricUnavailable, match=rf"needs the package {package}, which is not installed.*"
-                                                rf'pip install "pladis-eval\[{extra}\]"'):
+                                                rf'pip install "pladis-eval\[{extra},vision\]" \(its torchvision '
+                                                rf"imports beside torch 2\.14\.1.*`make install-vision`"):
         metrics.build(name)
+
+
+def test_an_imagereward_folder_without_its_config_is_refused(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(MetricUnavailable, match=r"the folder .* needs a checkpoint \*\.pt and its med_config\.json"):
+        metrics.build("imagereward", model=str(tmp_path))
 
 
 def test_a_torchvision_that_does_not_import_is_explained(monkeypatch):
@@ -112,7 +119,8 @@ def test_a_torchvision_that_does_not_import_is_explained(monkeypatch):
 
 def test_fid_without_torch_fidelity_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch_fidelity" else object())
-    with pytest.raises(MetricUnavailable, match=r"torch-fidelity.*needs torchvision.*pladis-eval\[fid-inception\]"):
+    with pytest.raises(MetricUnavailable, match=r"torch-fidelity.*needs torchvision.*pladis-eval\[fid-inception,vision\]"
+                                                r".*torch 2\.14\.1.*`make install-vision`"):
         metrics.build("fid")
 
 

@@ -39,8 +39,14 @@ DEFAULT_MODELS = {
     "hps": "xswu/HPSv2:HPS_v2.1_compressed.pt",
 }
 PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+# What ``hf download`` needs for the models whose id is not a hub repository.
+_HUB_FILES = {"imagereward": "THUDM/ImageReward ImageReward.pt med_config.json` and `hf download bert-base-uncased"}
 _EXTRAS = {"clipscore": "clip", "pickscore": "pickscore", "imagereward": "imagereward", "hps": "hps", "fid": "fid"}
 BATCH = 16
+# Packages that need torchvision, and the extra of each.
+_VISION = {"open_clip": "hps", "ImageReward": "imagereward", "torch_fidelity": "fid-inception"}
+PAIR = ("its torchvision imports beside torch 2.14.1 (the extra vision pins that pair); `make install-vision` "
+        "builds such a venv, .venv-vision")
 
 
 class MetricUnavailable(RuntimeError):
@@ -54,17 +60,24 @@ def require(module: str, metric: str, package: str | None = None, why: str = "")
     except Exception as error:  # ImportError, or a broken binary (torchvision beside another torch)
         extra = _EXTRAS.get(metric, "eval")
         reason = "is not installed" if isinstance(error, ModuleNotFoundError) else f"does not import ({error})"
+        if module == "ImageReward" and "transformers" in str(error):
+            why += ("; image-reward 1.5 (its latest release) is written for transformers 4 and imports names "
+                    "that transformers 5 removed: it runs only in an environment with transformers < 5")
         if "torchvision" in str(error) or module == "torchvision":
             why += ("; PyPI's torchvision wheels are CUDA builds (their _C.so links libtorch_cuda.so) or need a "
                     "newer torch: install torchvision from PyTorch's CPU index to match a CPU torch")
+        pair = ""
+        if module in _VISION:
+            extra, pair = f"{_VISION[module]},vision", f" ({PAIR})"
         raise MetricUnavailable(
             f"metric {metric!r} needs the package {package or module}, which {reason}{why}; "
-            f'install it with pip install "pladis-eval[{extra}]"') from None
+            f'install it with pip install "pladis-eval[{extra}]"{pair}') from None
 
 
 def model_error(metric: str, model_id: str, error: BaseException) -> MetricUnavailable:
     """The error for a model that could not be loaded: its id and how to pre-download it."""
-    hint = (f"pre-download it with `hf download {model_id.split(':')[0]}` while online (then HF_HUB_OFFLINE=1 "
+    repo = _HUB_FILES.get(metric, model_id.split(":")[0])
+    hint = (f"pre-download it with `hf download {repo}` while online (then HF_HUB_OFFLINE=1 "
             f"works), or pass --metric-model {metric}=LOCAL_DIR")
     return MetricUnavailable(f"metric {metric!r}: cannot load model {model_id!r} "
                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); {hint}")
@@ -197,17 +210,27 @@ def _pickscore(model: str | None, device: str) -> Metric:
 
 
 def _imagereward(model: str | None, device: str) -> Metric:
-    reward = require("ImageReward", "imagereward", "image-reward")
+    """ImageReward (``ImageReward.load``): its named model, a checkpoint file, or a folder holding a
+    checkpoint (``*.pt``) and its ``med_config.json``. Its BLIP tokenizer is the hub's bert-base-uncased."""
     model_id = model or DEFAULT_MODELS["imagereward"]
+    med_config = None
+    path = Path(model_id)
+    if path.is_dir():
+        checkpoints = sorted(path.glob("*.pt"))
+        if not checkpoints or not (path / "med_config.json").is_file():
+            raise MetricUnavailable(f"metric 'imagereward': the folder {model_id!r} needs a checkpoint *.pt and "
+                                    f"its med_config.json")
+        model_id, med_config = str(checkpoints[0]), str(path / "med_config.json")
+    reward = require("ImageReward", "imagereward", "image-reward")
     try:
-        scorer = reward.load(model_id, device=device)
+        scorer = reward.load(model_id, device=device, med_config=med_config)
     except (OSError, RuntimeError, ValueError) as error:
         raise model_error("imagereward", model_id, error) from None
 
     def score(images: Sequence[Any], prompts: Sequence[str]) -> list[float]:
         return [float(scorer.score(prompt, image)) for image, prompt in zip(images, prompts, strict=True)]
 
-    return Metric("imagereward", score, model_id)
+    return Metric("imagereward", score, model or DEFAULT_MODELS["imagereward"])
 
 
 def _hps(model: str | None, device: str) -> Metric:
@@ -278,19 +301,37 @@ def toy_scorer() -> Any:
 
 
 def _fid(model: str | None, device: str, feature: Any = None) -> SetMetric:
-    """FID (torchmetrics) on Inception-v3 pool features (torch-fidelity's), or on ``feature`` (a module
-    mapping uint8 (N, 3, H, W) images to (N, D) features)."""
+    """FID (torchmetrics) on Inception-v3 pool features (torch-fidelity's; ``model``: a local file of its
+    weights instead of the download), or on ``feature`` (a module mapping uint8 (N, 3, H, W) images to
+    (N, D) features)."""
     image = require("torchmetrics.image.fid", "fid", "torchmetrics")
+    weights = None
     if feature is None:
         if importlib.util.find_spec("torch_fidelity") is None:
             raise MetricUnavailable(
                 "metric 'fid' needs the package torch-fidelity (torchmetrics' Inception-v3 features), which "
-                "needs torchvision; install them with pip install \"pladis-eval[fid-inception]\"")
+                f"needs torchvision; install them with pip install \"pladis-eval[fid-inception,vision]\" ({PAIR})")
         require("torch_fidelity", "fid", "torch-fidelity", " (it needs torchvision built for this torch)")
         feature = 2048
+        if model is not None:
+            if not Path(model).is_file():
+                raise MetricUnavailable(f"metric 'fid': --metric-model fid={model}: no such file (a state dict "
+                                        f"of torch-fidelity's FeatureExtractorInceptionV3)")
+            weights = str(model)
+    try:
+        metric = image.FrechetInceptionDistance(feature=feature, normalize=False,
+                                                feature_extractor_weights_path=weights).to(device)
+    except (OSError, RuntimeError) as error:  # the weights' download (offline: URLError, an OSError)
+        if feature != 2048:
+            raise
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+        raise MetricUnavailable(
+            f"metric 'fid': cannot load the Inception-v3 weights ({type(error).__name__}: {error}); download "
+            f"{URL_INCEPTION_V3} while online and pass --metric-model fid=FILE") from None
 
     def distance(images: Sequence[Any], reference: Sequence[Any]) -> float:
-        metric = image.FrechetInceptionDistance(feature=feature, normalize=False).to(device)
+        metric.reset()
         like = images[0]  # the reference is resized to the generated images' size
         for start in range(0, len(reference), BATCH):
             metric.update(to_uint8_tensor(_same_size(reference[start:start + BATCH], like)).to(device), real=True)
@@ -298,7 +339,8 @@ def _fid(model: str | None, device: str, feature: Any = None) -> SetMetric:
             metric.update(to_uint8_tensor(images[start:start + BATCH]).to(device), real=False)
         return float(metric.compute())
 
-    return SetMetric("fid", distance, "inception-v3 (torch-fidelity)" if feature == 2048 else type(feature).__name__)
+    name = "inception-v3 (torch-fidelity)" if feature == 2048 else type(feature).__name__
+    return SetMetric("fid", distance, weights or name)
 
 
 def fid_with_features(feature: Any, device: str = "cpu") -> SetMetric:
