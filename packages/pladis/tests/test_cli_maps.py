@@ -185,3 +185,27 @@ def test_maps_labels_qwen_image_keys_by_their_template_position(tmp_path, monkey
     assert record["tokens"] == [{"position": where["circle"], "text": "circle"},
                                 {"position": where["square"], "text": "square"}]
     assert where["circle"] > 8
+
+
+def test_sd3_key_tokens_are_clip_then_t5_as_encode_prompt_joins_them():
+    """SD3's joint text is the CLIP tokens (77 keys, both CLIP encoders see the same ids) then the T5 ones:
+    the labels are the ids ``encode_prompt`` gives ``text_encoder`` and ``text_encoder_3``, at those keys."""
+    from pladis.cli._attention_maps import key_tokens
+
+    pipe, _ = _tiny("sd3")
+    seen = {}
+    hooks = [encoder.register_forward_pre_hook(
+        lambda module, args, kwargs, name=name: None if name in seen else seen.update(
+            {name: kwargs.get("input_ids", args[0] if args else None)}), with_kwargs=True) for name, encoder in (("clip", pipe.text_encoder), ("t5", pipe.text_encoder_3))]
+    embeds = pipe.encode_prompt(PROMPT, prompt_2=None, prompt_3=None, do_classifier_free_guidance=False,
+                                max_sequence_length=16)[0]
+    for hook in hooks:
+        hook.remove()
+    clip_len = seen["clip"].shape[-1]
+    assert embeds.shape[1] == clip_len + 16
+    expected = []
+    for offset, ids, tokenizer in ((0, seen["clip"][0].tolist(), pipe.tokenizer), (clip_len, seen["t5"][0].tolist(), pipe.tokenizer_3)):
+        special = set(tokenizer.all_special_ids)
+        expected += [(offset + i, tokenizer.decode([t]).strip()) for i, t in enumerate(ids) if t not in special]
+    assert key_tokens(pipe, PROMPT, embeds.shape[1]) == expected
+    assert any(position >= clip_len for position, _ in expected) and any(position < clip_len for position, _ in expected)

@@ -177,6 +177,7 @@ def key_tokens(pipe: Any, prompt: str, keys: int | None = None) -> list[tuple[in
       the templated prompt, its first ``start_idx`` tokens dropped — key ``i`` is template token
       ``start_idx + i`` (the template's closing tokens after the prompt included);
     * a T5 joint text (FLUX: ``_get_t5_prompt_embeds`` on ``tokenizer_2``): the T5 tokens;
+    * CLIP then T5 (SD3: ``tokenizer`` at keys 0…76, ``tokenizer_3`` from key 77 on);
     * otherwise the pipeline's ``tokenizer`` (:func:`prompt_tokens`); no tokenizer: ``#i``.
     """
     template = getattr(pipe, "prompt_template_encode", None)
@@ -186,8 +187,15 @@ def key_tokens(pipe: Any, prompt: str, keys: int | None = None) -> list[tuple[in
         limit = int(getattr(pipe, "tokenizer_max_length", 1024) or 1024)
         ids = tokenizer(template.format(prompt), max_length=limit + drop, truncation=True).input_ids[drop:]
         return _labels(tokenizer, ids[: keys or limit])
+    t5_after_clip = getattr(pipe, "tokenizer_3", None)
+    if t5_after_clip is not None and tokenizer is not None and hasattr(type(pipe), "_get_t5_prompt_embeds"):
+        clip = int(getattr(pipe, "tokenizer_max_length", 77) or 77)
+        t5_keys = (keys - clip) if keys else 256
+        t5_ids = t5_after_clip(prompt, padding="max_length", max_length=max(t5_keys, 1), truncation=True).input_ids
+        return prompt_tokens(tokenizer, prompt, min(keys or clip, clip)) + [
+            (clip + i, text) for i, text in _labels(t5_after_clip, t5_ids[:max(t5_keys, 0)])]
     t5 = getattr(pipe, "tokenizer_2", None)
-    if t5 is not None and hasattr(type(pipe), "_get_t5_prompt_embeds") and getattr(pipe, "tokenizer_3", None) is None:
+    if t5 is not None and hasattr(type(pipe), "_get_t5_prompt_embeds") and t5_after_clip is None:
         tokenizer = t5
     if tokenizer is None:
         return [(i, f"#{i}") for i in range(keys or 0)]
