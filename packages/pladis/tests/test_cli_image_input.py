@@ -5,7 +5,8 @@ frame count and size; bad paths and pipelines without an image argument are refu
 from __future__ import annotations
 
 import contextlib
-import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ import torch
 from PIL import Image
 
 import pladis
-from pladis.cli import main
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_cli_video import _sidecar, _webp_frames  # noqa: E402
 
 pytest.importorskip("pladis_adapter_wan")
 
@@ -22,19 +25,6 @@ PROMPT = "a red circle left of a blue square"
 STEM = "00-a-red-circle-left-of-a-blue-square"
 I2V = ["--steps", "2", "--height", "32", "--width", "32", "--num-frames", "5", "--device", "cpu", "-q",
        "--video-format", "webp"]
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> tuple[int, list[str]]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        err = capsys.readouterr().err
-        return code, [line for line in err.splitlines() if line.startswith("pladis")]
-
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +42,6 @@ def _input_image(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _webp_frames(path: Path) -> list[np.ndarray]:
-    with Image.open(path) as clip:
-        frames = []
-        for index in range(clip.n_frames):
-            clip.seek(index)
-            frames.append(np.asarray(clip.convert("RGB")))
-    return frames
-
-
-def _sidecar(path: Path) -> dict:
-    return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
 
 
 def _pipeline_frames(model: Path, image: Path, record: dict, **pladis_settings) -> list[np.ndarray]:

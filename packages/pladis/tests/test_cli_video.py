@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pladis.cli import _video, main
+from pladis.cli import _video
 
 pytest.importorskip("pladis_adapter_animatediff")
 
@@ -29,19 +29,6 @@ def model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "animatediff"
     tiny_pipeline(0).save_pretrained(path)
     return path
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> tuple[int, list[str]]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        err = capsys.readouterr().err
-        return code, [line for line in err.splitlines() if line.startswith("pladis")]
-
-    return run
 
 
 def _webp_frames(path: Path) -> list[np.ndarray]:

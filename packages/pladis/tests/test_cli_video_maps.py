@@ -15,23 +15,9 @@ import torch
 from PIL import Image
 
 import pladis
-from pladis.cli import main
 
 PROMPT = "a red circle left of a blue square"
 STEM = "00-a-red-circle-left-of-a-blue-square"
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> tuple[int, list[str]]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        err = capsys.readouterr().err
-        return code, [line for line in err.splitlines() if line.startswith("pladis")]
-
-    return run
 
 
 @pytest.fixture(scope="module")
