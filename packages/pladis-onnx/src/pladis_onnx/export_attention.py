@@ -106,10 +106,7 @@ def pladis_attention_export(
     """
     scores = torch.matmul(query * (1.0 / math.sqrt(query.shape[-1])), key.transpose(-2, -1)).float()
     if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            bias = torch.zeros(attn_mask.shape, dtype=torch.float32).masked_fill(~attn_mask, float("-inf"))
-        else:
-            bias = attn_mask.float()
+        bias = mask_bias(attn_mask)
         sparse_logits = scores + bias if temperature == 1.0 else scores / temperature + bias
         scores = scores + bias
     else:
@@ -124,3 +121,10 @@ def pladis_attention_export(
         sparse = entmax_fixed(sparse_logits, alpha, iters)
         weights = dense + lam * (sparse - dense)
     return torch.matmul(weights.to(value.dtype), value)
+
+
+def mask_bias(attn_mask: torch.Tensor) -> torch.Tensor:
+    """SDPA's mask (bool: True = attend, or additive) as a float32 additive bias, in exportable ops."""
+    if attn_mask.dtype == torch.bool:
+        return torch.zeros(attn_mask.shape, dtype=torch.float32).masked_fill(~attn_mask, float("-inf"))
+    return attn_mask.float()

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .export_attention import entmax_fixed
+from .export_attention import entmax_fixed, mask_bias
 
 __all__ = [
     "JOINT_INPUTS",
@@ -84,10 +84,7 @@ def joint_attention_export(
     image_first = token_order == "image_first"
     scores = torch.matmul(query * (1.0 / math.sqrt(query.shape[-1])), key.transpose(-2, -1)).float()
     if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            bias = torch.zeros(attn_mask.shape, dtype=torch.float32).masked_fill(~attn_mask, float("-inf"))
-        else:
-            bias = attn_mask.float()
+        bias = mask_bias(attn_mask)
         scores = scores + bias
     probs = torch.softmax(scores, dim=-1)
     if attn_mask is not None:
